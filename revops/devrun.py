@@ -1,0 +1,131 @@
+"""`make run`: the product with demo data on one machine, nothing but Python required.
+
+Starts (or attaches to) the embedded PostgreSQL unless DATABASE_URL is set, migrates,
+loads the demo when the database is empty, then runs web (gunicorn), a Celery worker and
+Celery beat until Ctrl-C, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from revops import devservices
+
+HOST = os.environ.get("HOST", "127.0.0.1")
+PORT = os.environ.get("PORT", "8000")
+SHUTDOWN_GRACE_S = 15
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], check=True, cwd=devservices.BASE_DIR)
+
+
+def _wait_until_serving(url: str, procs: dict[str, subprocess.Popen], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _fail_if_any_exited(procs)
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError as exc:
+            if getattr(exc, "code", None):  # an HTTP error status still means "serving"
+                return
+            time.sleep(0.3)
+    raise SystemExit(f"The web server did not answer {url} within {timeout_s:.0f}s.")
+
+
+def _fail_if_any_exited(procs: dict[str, subprocess.Popen]) -> None:
+    for name, proc in procs.items():
+        if proc.poll() is not None:
+            raise SystemExit(f"{name} exited with status {proc.returncode}; stopping everything.")
+
+
+def _stop(procs: dict[str, subprocess.Popen]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + SHUTDOWN_GRACE_S
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _print_banner(url: str) -> None:
+    from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_TOTP_SECRET
+
+    width = max(len(p.email) for p in DEMO_PEOPLE)
+    lines = [
+        "",
+        f"  revops is running at {url}",
+        "",
+        f"  Demo logins (password: {DEMO_PASSWORD})",
+    ]
+    lines += [f"    {p.email:<{width}}  {p.role}" for p in DEMO_PEOPLE]
+    lines += [
+        "",
+        f"  finance and admin need a two-factor code: TOTP secret {DEMO_TOTP_SECRET},",
+        "  or run: .venv/bin/python manage.py demo_totp",
+        "",
+        "  Press Ctrl-C to stop.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main() -> int:
+    os.chdir(devservices.BASE_DIR)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.base")
+    os.environ.setdefault("DEBUG", "true")
+    devservices.stop_on_signals()
+    started = time.monotonic()
+    if not os.environ.get("DATABASE_URL"):
+        print("Starting the embedded PostgreSQL (.pgdata/) …", flush=True)
+    devservices.database_url()  # children inherit DATABASE_URL: one handle, ours
+    for folder in ("celery/broker/queue", "celery/broker/processed", "celery/broker/control", "celery/results"):
+        (devservices.RUN_DIR / folder).mkdir(parents=True, exist_ok=True)
+
+    _manage("migrate", "--noinput", "-v", "0")
+    _manage("createcachetable")
+    _manage("seed_demo", "--if-empty")
+
+    venv_bin = os.path.dirname(sys.executable)
+    schedule = str(devservices.RUN_DIR / "celery" / "beat-schedule")
+    commands = {
+        "web": [
+            os.path.join(venv_bin, "gunicorn"), "revops.wsgi", "--bind", f"{HOST}:{PORT}",
+            "--workers", "2", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "10",
+        ],
+        "worker": [
+            os.path.join(venv_bin, "celery"), "-A", "revops", "worker", "--loglevel", "INFO",
+            "--concurrency", "2", "--hostname", "worker@%h",
+        ],
+        "beat": [os.path.join(venv_bin, "celery"), "-A", "revops", "beat", "--loglevel", "INFO", "--schedule", schedule],
+    }
+    procs: dict[str, subprocess.Popen] = {}
+    url = f"http://{HOST}:{PORT}"
+    try:
+        for name, cmd in commands.items():
+            procs[name] = subprocess.Popen(cmd, cwd=devservices.BASE_DIR)
+        _wait_until_serving(f"{url}/health", procs)
+        print(f"Ready in {time.monotonic() - started:.1f}s.", flush=True)
+        _print_banner(url)
+        while True:
+            _fail_if_any_exited(procs)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nStopping …", flush=True)
+        return 0
+    finally:
+        _stop(procs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from allauth.mfa.models import Authenticator
+from django.conf import settings
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.urls import reverse
+
+
+class RequireMfaForPrivilegedRolesMiddleware:
+    """Finance and admin people must enrol a second factor before anything else.
+
+    Until they have an authenticator, every request except the MFA set-up pages,
+    logout and static files is sent to TOTP activation.
+    """
+
+    ALLOWED_PREFIXES = ("/auth/", "/static/", "/health")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and user.role in settings.REVOPS_MFA_REQUIRED_ROLES
+            and not request.path.startswith(self.ALLOWED_PREFIXES)
+            and not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+        ):
+            messages.warning(request, "Your role requires two-factor authentication. Set it up to continue.")
+            url = reverse("mfa_activate_totp")
+            if request.htmx:
+                response = redirect(url)
+                response["HX-Redirect"] = url
+                return response
+            return redirect(url)
+        return self.get_response(request)

@@ -1,0 +1,111 @@
+"""People: the custom user model, teams and roles; plus platform bookkeeping."""
+
+from __future__ import annotations
+
+import pghistory
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    AE = "ae", "Account executive"
+    CSM = "csm", "Customer success manager"
+    LEADER = "leader", "Leader"
+    FINANCE = "finance", "Finance / deal desk"
+    PRODUCT = "product", "Product manager"
+    ADMIN = "admin", "Administrator"
+
+
+@pghistory.track()
+class Team(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    manager = models.ForeignKey(
+        "revops.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="managed_teams",
+        help_text="Sees the team's books, queues and statements.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
+        if not email:
+            raise ValueError("A user needs an email address.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: object) -> User:
+        extra.setdefault("role", Role.ADMIN)
+        extra["is_superuser"] = True
+        return self.create_user(email, password, **extra)
+
+
+@pghistory.track(exclude=["password", "last_login"])
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who works in revops. Logs in by email; has exactly one role."""
+
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=200)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.AE)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+    started_on = models.DateField(
+        null=True, blank=True, help_text="First day in the role; drives ramp quota relief."
+    )
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.name or self.email
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
+    # The admin site is for the admin role; is_staff is derived so it cannot drift.
+    @property
+    def is_staff(self) -> bool:
+        return self.is_active and (self.role == Role.ADMIN or self.is_superuser)
+
+    def get_full_name(self) -> str:
+        return self.name
+
+    def get_short_name(self) -> str:
+        return self.name.split(" ")[0] if self.name else self.email
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role in roles
+
+
+class BeatTick(models.Model):
+    """When Celery beat last got a task through the broker to a worker (see /health)."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    ticked_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.ticked_at:%Y-%m-%d %H:%M:%S}"

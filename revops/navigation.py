@@ -1,0 +1,29 @@
+"""The navigation bar, by role. Apps add their entries here as they gain pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from revops.models import Role
+
+EVERYONE = frozenset(Role.values)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    roles: frozenset[str]
+    # Paths under this prefix highlight the item.
+    prefix: str
+
+
+NAV_ITEMS: tuple[NavItem, ...] = (
+    NavItem("Home", "home", EVERYONE, "/"),
+    NavItem("People", "people", EVERYONE, "/people/"),
+    NavItem("System", "system_status", frozenset({Role.ADMIN}), "/system/"),
+)
+
+
+def items_for(role: str) -> list[NavItem]:
+    return [item for item in NAV_ITEMS if role in item.roles]

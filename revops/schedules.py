@@ -1,0 +1,12 @@
+"""Every periodic task, in one place. Add new schedules here, not in apps."""
+
+from __future__ import annotations
+
+BEAT_SCHEDULE: dict[str, dict] = {
+    "beat-heartbeat": {
+        "task": "revops.tasks.record_beat_tick",
+        "schedule": 30.0,
+        # A tick that waited longer than its own period is worthless.
+        "options": {"expires": 25},
+    },
+}

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from revops import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("people/", views.people, name="people"),
+    path("system/", views.system_status, name="system_status"),
+    path("health", views.health_view, name="health"),
+    path("auth/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from revops import health
+from revops.access import people_directory, teams_managed_by
+from revops.models import Role, Team
+from revops.selectors import headcount_by_role, people_list, teams_overview
+
+ROLE_TEMPLATES = {role: f"revops/home_{role}.html" for role in Role.values}
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Each role lands on its own page; the shared parts come from revops/home_base.html."""
+    user = request.user
+    context = {
+        "teammates": people_directory(user).filter(team_id=user.team_id).exclude(pk=user.pk).select_related("team")
+        if user.team_id
+        else [],
+        "managed_teams": teams_managed_by(user),
+    }
+    if user.role in (Role.LEADER, Role.FINANCE, Role.ADMIN):
+        context["teams"] = teams_overview()
+        context["headcount"] = headcount_by_role()
+        context["roles"] = Role
+    if user.role == Role.ADMIN:
+        context["components"] = _health_components()
+    return render(request, ROLE_TEMPLATES[user.role], context)
+
+
+@require_GET
+def people(request: HttpRequest) -> HttpResponse:
+    role = request.GET.get("role", "")
+    if role and role not in Role.values:
+        role = ""
+    try:
+        team_id = int(request.GET.get("team") or 0) or None
+    except ValueError:
+        team_id = None
+    q = request.GET.get("q", "").strip()[:100]
+    rows = people_list(viewer=request.user, role=role, team_id=team_id, q=q)
+    template = "revops/people.html#people-table" if request.htmx else "revops/people.html"
+    return render(
+        request,
+        template,
+        {
+            "people": rows,
+            "roles": Role.choices,
+            "teams": Team.objects.filter(members__in=people_directory(request.user)).distinct(),
+            "filters": {"role": role, "team": team_id, "q": q},
+        },
+    )
+
+
+@require_GET
+def system_status(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("revops.view_system_status"):
+        raise PermissionDenied
+    return render(request, "revops/system_status.html", {"components": _health_components()})
+
+
+def _health_components() -> dict[str, dict]:
+    return {"database": health.check_database(), "broker": health.check_broker(), "beat": health.check_beat()}
+
+
+@login_not_required
+@never_cache
+@require_GET
+def health_view(request: HttpRequest) -> JsonResponse:
+    components = _health_components()
+    status, code = health.overall(components)
+    return JsonResponse({"status": status, **components}, status=code)
+
+
+@login_not_required
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A stale form (usually an expired session) sends people back to log in.
+
+    For htmx requests an error page must not be swapped into the layout, so the client
+    is told to navigate instead (htmx honours HX-Redirect before looking at the status).
+    """
+    login_url = reverse("account_login")
+    if request.htmx:
+        response = HttpResponse(status=403)
+        response["HX-Redirect"] = f"{login_url}?next={request.htmx.current_url_abs_path or '/'}"
+        return response
+    messages.warning(request, "Your session expired or the form was stale. Please sign in again.")
+    return redirect(f"{login_url}?next={request.path}")
