@@ -16,7 +16,9 @@ class UserAdmin(DjangoUserAdmin):
         ("Access", {"fields": ("is_active", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "name", "role", "team", "password1", "password2")}),)
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "name", "role", "team", "password1", "password2")}),
+    )
 
 
 @admin.register(Team)

@@ -12,6 +12,7 @@ from django.db import transaction
 from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_TEAMS, DEMO_TOTP_SECRET
 from revops.models import Role, Team, User
 
+
 @transaction.atomic
 def seed_people() -> list[User]:
     """Create (or reset) the demo people and teams. Safe to run twice."""
@@ -29,9 +30,10 @@ def seed_people() -> list[User]:
         user = by_email[spec.email]
         user.team = teams.get(spec.team) if spec.team else None
         user.save(update_fields=["team"])
-        if spec.role in (Role.FINANCE, Role.ADMIN) and not Authenticator.objects.filter(
-            user=user, type=Authenticator.Type.TOTP
-        ).exists():
+        if (
+            spec.role in (Role.FINANCE, Role.ADMIN)
+            and not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+        ):
             TOTP.activate(user, DEMO_TOTP_SECRET)
     return people
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 DEMO_PASSWORD = "revops-demo"  # noqa: S105 - documented demo login, never used outside seed_demo
 # Base32 TOTP secret of the demo finance and admin people (MFA is required for their roles).
-DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105 - published demo secret
 
 
 @dataclass(frozen=True)

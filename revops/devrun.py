@@ -30,7 +30,7 @@ def _wait_until_serving(url: str, procs: dict[str, subprocess.Popen], timeout_s:
     while time.monotonic() < deadline:
         _fail_if_any_exited(procs)
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own http:// URL
                 return
         except OSError as exc:
             if getattr(exc, "code", None):  # an HTTP error status still means "serving"
@@ -100,14 +100,41 @@ def main() -> int:
     schedule = str(devservices.RUN_DIR / "celery" / "beat-schedule")
     commands = {
         "web": [
-            os.path.join(venv_bin, "gunicorn"), "revops.wsgi", "--bind", f"{HOST}:{PORT}",
-            "--workers", "2", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "10",
+            os.path.join(venv_bin, "gunicorn"),
+            "revops.wsgi",
+            "--bind",
+            f"{HOST}:{PORT}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+            "--graceful-timeout",
+            "10",
         ],
         "worker": [
-            os.path.join(venv_bin, "celery"), "-A", "revops", "worker", "--loglevel", "INFO",
-            "--concurrency", "2", "--hostname", "worker@%h",
+            os.path.join(venv_bin, "celery"),
+            "-A",
+            "revops",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--hostname",
+            "worker@%h",
         ],
-        "beat": [os.path.join(venv_bin, "celery"), "-A", "revops", "beat", "--loglevel", "INFO", "--schedule", schedule],
+        "beat": [
+            os.path.join(venv_bin, "celery"),
+            "-A",
+            "revops",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            schedule,
+        ],
     }
     procs: dict[str, subprocess.Popen] = {}
     url = f"http://{HOST}:{PORT}"

@@ -31,9 +31,7 @@ def main(pytest_args: list[str]) -> int:
     bin_dir = os.path.dirname(sys.executable)
     failures = 0
     failures += _step("ruff", [os.path.join(bin_dir, "ruff"), "check", "."]) != 0
-    failures += (
-        _step("migrations", [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"]) != 0
-    )
+    failures += _step("migrations", [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"]) != 0
     failures += _step("pytest", [sys.executable, "-m", "pytest", *pytest_args]) != 0
     return 1 if failures else 0
 

@@ -65,9 +65,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
-    started_on = models.DateField(
-        null=True, blank=True, help_text="First day in the role; drives ramp quota relief."
-    )
+    started_on = models.DateField(null=True, blank=True, help_text="First day in the role; drives ramp quota relief.")
 
     objects = UserManager()
 

@@ -29,7 +29,9 @@ def people_list(*, viewer: User, role: str = "", team_id: int | None = None, q: 
 
 def teams_overview() -> QuerySet[Team]:
     """Each team with its manager and head count by role, in one query."""
-    by_role = {f"n_{role}": Count("members", filter=Q(members__role=role, members__is_active=True)) for role in Role.values}
+    by_role = {
+        f"n_{role}": Count("members", filter=Q(members__role=role, members__is_active=True)) for role in Role.values
+    }
     return Team.objects.select_related("manager").annotate(
         n_members=Count("members", filter=Q(members__is_active=True)), **by_role
     )
@@ -37,7 +39,7 @@ def teams_overview() -> QuerySet[Team]:
 
 def headcount_by_role() -> dict[str, int]:
     rows = User.objects.filter(is_active=True).values("role").annotate(n=Count("pk"))
-    counts = {role: 0 for role in Role.values}
+    counts = dict.fromkeys(Role.values, 0)
     counts.update({row["role"]: row["n"] for row in rows})
     return counts
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
@@ -90,7 +92,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     login_url = reverse("account_login")
     if request.htmx:
         response = HttpResponse(status=403)
-        response["HX-Redirect"] = f"{login_url}?next={request.htmx.current_url_abs_path or '/'}"
+        response["HX-Redirect"] = f"{login_url}?{urlencode({'next': request.htmx.current_url_abs_path or '/'})}"
         return response
     messages.warning(request, "Your session expired or the form was stale. Please sign in again.")
-    return redirect(f"{login_url}?next={request.path}")
+    return redirect(f"{login_url}?{urlencode({'next': request.path})}")

@@ -11,9 +11,7 @@ class Command(BaseCommand):
     help = "Load the deterministic demo company (people and teams; later: accounts, usage, plans)."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--if-empty", action="store_true", help="Do nothing when the database already has people."
-        )
+        parser.add_argument("--if-empty", action="store_true", help="Do nothing when the database already has people.")
 
     def handle(self, *args, if_empty: bool = False, **options):
         if if_empty and User.objects.exists():
