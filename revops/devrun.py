@@ -93,7 +93,6 @@ def main() -> int:
         (devservices.RUN_DIR / folder).mkdir(parents=True, exist_ok=True)
 
     _manage("migrate", "--noinput", "-v", "0")
-    _manage("createcachetable")
     _manage("seed_demo", "--if-empty")
 
     venv_bin = os.path.dirname(sys.executable)

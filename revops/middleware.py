@@ -1,10 +1,22 @@
 from __future__ import annotations
 
 from allauth.mfa.models import Authenticator
+from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.urls import reverse
+
+
+class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):
+    """Every page needs a login session; the API authenticates each call by its key instead."""
+
+    API_PREFIX = "/api/"
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.path.startswith(self.API_PREFIX):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)
 
 
 class RequireMfaForPrivilegedRolesMiddleware:

@@ -9,4 +9,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         # A tick that waited longer than its own period is worthless.
         "options": {"expires": 25},
     },
+    # Safety net for the debounced fold scheduled on every ingest commit.
+    "usage-fold-rollups": {
+        "task": "usage.tasks.fold_rollups",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from revops import views
+from revops.api import api
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,4 +11,5 @@ urlpatterns = [
     path("health", views.health_view, name="health"),
     path("auth/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
 ]

@@ -1,0 +1,40 @@
+"""Bearer-key authentication, scopes and rate limits for the HTTP API."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Schema
+from ninja.errors import HttpError
+from ninja.security import HttpBearer
+
+
+class ApiError(Schema):
+    detail: str
+
+
+class RateLimited(HttpError):
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(429, f"Rate limit exceeded for this key; retry after {retry_after_s} s.")
+        self.retry_after_s = retry_after_s
+
+
+class ApiKeyAuth(HttpBearer):
+    """``Authorization: Bearer <key>``. Unknown or revoked keys get 401; over-rate 429."""
+
+    def authenticate(self, request: HttpRequest, token: str):
+        from usage.api_keys import api_key_authenticate, api_key_rate_check
+
+        key = api_key_authenticate(token.strip())
+        if key is None:
+            return None
+        decision = api_key_rate_check(key=key)
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after_s)
+        request.api_key = key
+        return key
+
+
+def require_scope(request: HttpRequest, scope: str) -> None:
+    key = getattr(request, "api_key", None)
+    if key is None or scope not in key.scopes:
+        raise HttpError(403, f"This key lacks the '{scope}' scope.")

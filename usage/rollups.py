@@ -1,0 +1,186 @@
+"""DailyRollup upkeep, all in SQL.
+
+``fold_deltas`` moves the exact per-batch sums written by ``usage.ingest`` into
+``usage_dailyrollup`` (only the touched account × meter × day rows), then re-prices the
+touched account × meter × months, because tiered prices depend on the month's volume.
+It is single-flight (a transaction-scoped advisory lock) and idempotent: deltas are
+deleted in the same transaction that adds them, so a re-run finds nothing to do.
+
+``rebuild_from_events`` recomputes the rollups of every day that still has raw events
+(the retention window) and must give the same rows as the incremental path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+
+# Keys for pg_advisory_xact_lock: one per unit of work.
+FOLD_LOCK = 7_201_001
+BATCH_ROWS = 200_000
+
+_FOLD_SQL = """
+WITH claimed AS (
+    DELETE FROM usage_rollupdelta
+    WHERE ctid = ANY (ARRAY(SELECT ctid FROM usage_rollupdelta LIMIT %(limit)s))
+    RETURNING account_id, meter_id, day, quantity, event_count
+), summed AS (
+    SELECT account_id, meter_id, day, sum(quantity) AS quantity, sum(event_count) AS event_count
+    FROM claimed GROUP BY 1, 2, 3
+), upserted AS (
+    INSERT INTO usage_dailyrollup AS r (account_id, meter_id, day, quantity, revenue, event_count)
+    SELECT account_id, meter_id, day, quantity, 0, event_count FROM summed
+    ON CONFLICT (account_id, meter_id, day) DO UPDATE
+        SET quantity = r.quantity + EXCLUDED.quantity, event_count = r.event_count + EXCLUDED.event_count
+    RETURNING account_id, meter_id, day
+)
+INSERT INTO _touched_months (account_id, meter_id, month)
+SELECT DISTINCT account_id, meter_id, date_trunc('month', day)::date FROM upserted
+ON CONFLICT DO NOTHING
+"""
+
+# Revenue of a day = price(month volume through that day) − price(volume before it), with
+# each tier charging its unit price for the part of the volume that falls inside it.
+_REPRICE_SQL = """
+WITH tiers AS (
+    SELECT meter_id, unit_price, COALESCE(up_to, 'Infinity'::numeric) AS upper,
+           COALESCE(lag(up_to) OVER (PARTITION BY meter_id ORDER BY up_to NULLS LAST), 0) AS lower
+    FROM usage_metertier
+), days AS (
+    SELECT r.id, r.meter_id, r.quantity, r.revenue,
+           COALESCE(sum(r.quantity) OVER (
+               PARTITION BY r.account_id, r.meter_id, t.month ORDER BY r.day
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+    FROM _touched_months t
+    JOIN usage_dailyrollup r ON r.account_id = t.account_id AND r.meter_id = t.meter_id
+     AND r.day >= t.month AND r.day < (t.month + interval '1 month')
+), priced AS (
+    SELECT d.id, d.revenue,
+           round(COALESCE(sum(
+               tiers.unit_price * GREATEST(0, LEAST(d.before + d.quantity, tiers.upper) - GREATEST(d.before, tiers.lower))
+           ), 0), 6) AS new_revenue
+    FROM days d LEFT JOIN tiers ON tiers.meter_id = d.meter_id
+    GROUP BY d.id, d.revenue
+)
+UPDATE usage_dailyrollup r SET revenue = p.new_revenue
+FROM priced p WHERE r.id = p.id AND r.revenue IS DISTINCT FROM p.new_revenue
+"""
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    folded_deltas: int
+    repriced_rows: int
+    skipped_locked: bool = False
+
+
+def _touched_table(cursor) -> None:
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS _touched_months"
+        " (account_id bigint, meter_id bigint, month date, PRIMARY KEY (account_id, meter_id, month))"
+        " ON COMMIT DELETE ROWS"
+    )
+
+
+def fold_deltas(*, limit: int = BATCH_ROWS, wait: bool = False) -> FoldResult:
+    """Fold up to ``limit`` pending delta rows into DailyRollup, in one transaction.
+
+    With ``wait=False`` a second concurrent caller returns at once (the first is doing
+    the work); with ``wait=True`` it queues behind the lock.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FOLD_LOCK])
+        else:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK])
+            if not cursor.fetchone()[0]:
+                return FoldResult(0, 0, skipped_locked=True)
+        _touched_table(cursor)
+        cursor.execute("SELECT count(*) FROM (SELECT 1 FROM usage_rollupdelta LIMIT %s) pending", [limit])
+        pending = cursor.fetchone()[0]
+        if not pending:
+            return FoldResult(0, 0)
+        cursor.execute(_FOLD_SQL, {"limit": limit})
+        cursor.execute(_REPRICE_SQL)
+        repriced = cursor.rowcount
+    return FoldResult(pending, repriced)
+
+
+def fold_all_deltas() -> int:
+    """Fold until nothing is pending (waiting for a concurrent fold if needed)."""
+    total = 0
+    while True:
+        result = fold_deltas(wait=True)
+        total += result.folded_deltas
+        if result.folded_deltas < BATCH_ROWS:
+            return total
+
+
+def pending_delta_count() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM usage_rollupdelta")
+        return cursor.fetchone()[0]
+
+
+def reprice_months(months: list[tuple[int, int, dt.date]]) -> int:
+    """Re-price given (account, meter, month) rows, e.g. after a meter's tiers changed."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        _touched_table(cursor)
+        cursor.executemany(
+            "INSERT INTO _touched_months VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            [(a, m, month.replace(day=1)) for a, m, month in months],
+        )
+        cursor.execute(_REPRICE_SQL)
+        return cursor.rowcount
+
+
+def raw_event_window() -> tuple[dt.date, dt.date] | None:
+    """First and last day that still have raw events, from the partitions that exist."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min((occurred_at AT TIME ZONE 'UTC')::date), max((occurred_at AT TIME ZONE 'UTC')::date)"
+            " FROM usage_event"
+        )
+        first, last = cursor.fetchone()
+    return (first, last) if first else None
+
+
+def rebuild_from_events() -> int:
+    """Recompute rollups of every day with raw events; older days are left as they are.
+
+    Pending deltas are folded first so days outside the raw window are complete, then the
+    raw window is replaced in one transaction under the fold lock.
+    """
+    fold_all_deltas()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FOLD_LOCK])
+        # Ingests already writing finish first (their events become visible to us); new ones
+        # wait at their delta insert until we commit, so no event is counted twice or lost.
+        cursor.execute("LOCK TABLE usage_rollupdelta IN EXCLUSIVE MODE")
+        cursor.execute("DELETE FROM usage_rollupdelta")  # covered by the rebuild below
+        cursor.execute(
+            "SELECT min((occurred_at AT TIME ZONE 'UTC')::date), max((occurred_at AT TIME ZONE 'UTC')::date)"
+            " FROM usage_event"
+        )
+        first, last = cursor.fetchone()
+        if first is None:
+            return 0
+        cursor.execute("DELETE FROM usage_dailyrollup WHERE day BETWEEN %s AND %s", [first, last])
+        cursor.execute(
+            """
+            INSERT INTO usage_dailyrollup (account_id, meter_id, day, quantity, revenue, event_count)
+            SELECT account_id, meter_id, (occurred_at AT TIME ZONE 'UTC')::date, sum(quantity), 0, count(*)
+            FROM usage_event GROUP BY 1, 2, 3
+            """
+        )
+        rows = cursor.rowcount
+        _touched_table(cursor)
+        cursor.execute(
+            "INSERT INTO _touched_months SELECT DISTINCT account_id, meter_id, date_trunc('month', day)::date"
+            " FROM usage_dailyrollup WHERE day BETWEEN %s AND %s",
+            [first.replace(day=1), last],
+        )
+        cursor.execute(_REPRICE_SQL)
+    return rows
