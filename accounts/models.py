@@ -32,9 +32,7 @@ class AccountStatus(models.TextChoices):
 class Account(models.Model):
     external_id = models.CharField(max_length=100, unique=True, help_text="The CRM's id; imports match on it.")
     name = models.CharField(max_length=200)
-    parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
-    )
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
     segment = models.CharField(max_length=16, choices=Segment.choices)
     region = models.CharField(max_length=60, blank=True)
     industry = models.CharField(max_length=80, blank=True)
@@ -132,7 +130,11 @@ class Contract(models.Model):
     ae_estimate = models.DecimalField(**MONEY, null=True, blank=True, help_text="AE's first-year consumption estimate.")
     ramp_days = models.PositiveIntegerField(default=90)
     amends = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="amendments",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="amendments",
         help_text="The contract this one amends or renews.",
     )
 
@@ -141,7 +143,9 @@ class Contract(models.Model):
         indexes = [models.Index(fields=["account", "start_on"])]
         constraints = [
             models.CheckConstraint(condition=Q(end_on__gte=F("start_on")), name="contract_ends_after_start"),
-            models.CheckConstraint(condition=Q(committed_arr__gte=0) & Q(tcv__gte=0), name="contract_money_not_negative"),
+            models.CheckConstraint(
+                condition=Q(committed_arr__gte=0) & Q(tcv__gte=0), name="contract_money_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:

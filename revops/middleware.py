@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from allauth.mfa.models import Authenticator
-from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
 from django.shortcuts import redirect
 from django.urls import reverse
 

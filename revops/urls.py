@@ -9,6 +9,7 @@ urlpatterns = [
     path("people/", views.people, name="people"),
     path("system/", views.system_status, name="system_status"),
     path("health", views.health_view, name="health"),
+    path("favicon.ico", views.favicon),
     path("auth/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

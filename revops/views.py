@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -80,6 +81,13 @@ def health_view(request: HttpRequest) -> JsonResponse:
     components = _health_components()
     status, code = health.overall(components)
     return JsonResponse({"status": status, **components}, status=code)
+
+
+@login_not_required
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    # Resolved per request: the manifest (hashed name) exists only after collectstatic.
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 @login_not_required

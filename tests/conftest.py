@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import os
 import socket
-from urllib.parse import urlparse
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode, urlparse
 
 import pytest
+from celery import Celery
 from django.core.cache import cache
 
 from revops.models import Role
 from tests.factories import TeamFactory, UserFactory
+
+pytest_plugins = ["tests.browser"]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -54,7 +63,6 @@ def _fresh_cache(request):
     """Rate-limit counters and TOTP replay markers must not leak between tests."""
     if "django_db_setup" in request.fixturenames or request.node.get_closest_marker("django_db"):
         cache.clear()
-    yield
 
 
 @pytest.fixture
@@ -93,3 +101,217 @@ def with_totp():
         return code
 
     return activate
+
+
+# --- A real Celery worker process -------------------------------------------------------
+# ``celery_worker(broker_url, ...)`` starts ``celery -A revops worker`` against the *test*
+# database and the given broker, waits until it answers a ping and stops it after the
+# test. While it runs, the test's current Celery app publishes to that broker, so
+# ``some_shared_task.delay()`` from code under test reaches the worker.
+#
+# The worker commits in its own connection: a test whose task touches the database must
+# use ``@pytest.mark.django_db(transaction=True)`` (``db`` wraps the test in a transaction
+# the worker never sees). Prefer the mark to a ``transactional_db`` argument: without Redis
+# the autouse ``_fresh_cache`` clears the database cache before that fixture unblocks it.
+
+CELERY_BIN = Path(sys.executable).with_name("celery")
+WORKER_START_TIMEOUT_S = 60.0
+WORKER_STOP_TIMEOUT_S = 15.0
+# Settings of revops.celery.app the publishing side must share with the worker.
+_CLIENT_CONF_KEYS = (
+    "task_serializer",
+    "result_serializer",
+    "accept_content",
+    "result_accept_content",
+    "result_expires",
+    "task_acks_late",
+    "task_track_started",
+    "task_routes",
+    "task_queues",
+    "task_default_queue",
+    "timezone",
+    "enable_utc",
+)
+_PHASE_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the item so fixtures can tell whether the test failed."""
+    report = yield
+    item.stash.setdefault(_PHASE_REPORTS, {})[report.when] = report
+    return report
+
+
+def _test_failed(node: pytest.Item) -> bool:
+    return any(report.failed for report in node.stash.get(_PHASE_REPORTS, {}).values())
+
+
+def worker_database_url() -> str:
+    """A DATABASE_URL for the database this test run uses (after ``django_db_setup``)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    query: dict[str, str] = {
+        key: str(value)
+        for key, value in (db.get("OPTIONS") or {}).items()
+        if isinstance(value, str | int) and not isinstance(value, bool)
+    }
+    host, port = str(db.get("HOST") or ""), str(db.get("PORT") or "")
+    if host.startswith("/"):  # a unix-socket directory goes in the query, not the netloc
+        query["host"] = host
+        host = ""
+        if port:
+            query["port"] = port
+            port = ""
+    auth = quote(db.get("USER") or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    netloc = (f"{auth}@" if auth else "") + host + (f":{port}" if port else "")
+    url = f"postgresql://{netloc}/{quote(db['NAME'], safe='')}"
+    return f"{url}?{urlencode(query, safe='/')}" if query else url
+
+
+def isolated_redis_url(url: str) -> str:
+    """REDIS_URL with a database number of its own: 15, or below it for xdist workers."""
+    parts = urlparse(url)
+    in_use = int(parts.path.strip("/") or 0)
+    free = [number for number in range(15, -1, -1) if number != in_use]
+    xdist_index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    return parts._replace(path=f"/{free[xdist_index % len(free)]}").geturl()
+
+
+@pytest.fixture
+def celery_redis_url(redis_url: str) -> str:
+    """An emptied Redis database for a worker's broker and results (not REDIS_URL's own)."""
+    import redis
+
+    url = isolated_redis_url(redis_url)
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return url
+
+
+@dataclass
+class CeleryWorker:
+    """A running ``celery worker`` process and a Celery app that publishes to it."""
+
+    app: Celery
+    process: subprocess.Popen
+    log_path: Path
+    log_reported: bool = False
+
+    def call(self, name: str, *args, timeout: float = 30, **kwargs):
+        """Run task ``name`` on the worker and return its result."""
+        return self.app.send_task(name, args=args, kwargs=kwargs).get(timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def celery_worker(request: pytest.FixtureRequest, tmp_path: Path):
+    """Factory: ``celery_worker(broker_url, result_backend=..., transport_options=..., env=...)``.
+
+    ``result_backend`` defaults to the broker URL (right for Redis). ``env`` adds to or
+    overrides the worker's environment. Each call starts one worker (solo pool, so tasks
+    run one at a time, in order); all are stopped after the test.
+    """
+    from celery import current_app
+    from celery.exceptions import TimeoutError as CeleryTimeout
+    from django.apps import apps
+    from django.db import connection
+
+    from revops.celery import app as project_app
+
+    # The worker must use the test database, never the development one. Requested here,
+    # not as a parameter, so _fresh_cache does not take a test without database access
+    # (the filesystem-broker one, say) for a database test.
+    request.getfixturevalue("django_db_setup")
+    previous_app = current_app._get_current_object()
+    started: list[CeleryWorker] = []
+
+    def start(
+        broker_url: str,
+        *,
+        result_backend: str | None = None,
+        transport_options: dict | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = WORKER_START_TIMEOUT_S,
+    ) -> CeleryWorker:
+        if connection.in_atomic_block:
+            pytest.fail(
+                "celery_worker needs @pytest.mark.django_db(transaction=True) (or no database access): "
+                "the worker cannot see rows written inside the test's transaction.",
+                pytrace=False,
+            )
+        result_backend = result_backend or broker_url
+        worker_env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "revops.settings.test",
+            "DATABASE_URL": worker_database_url(),
+            "CELERY_BROKER_URL": broker_url,
+            "CELERY_RESULT_BACKEND": result_backend,
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        log_path = tmp_path / f"celery-worker-{len(started)}.log"
+        command = [CELERY_BIN, "-A", "revops", "worker", "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO"]
+        # A lone worker has no neighbours to sync with; mingle alone costs a second per start.
+        command += ["--without-mingle", "--without-gossip"]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [*command, "--hostname", name],
+                cwd=Path(__file__).resolve().parent.parent,
+                env=worker_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        client = Celery("revops-test-client", set_as_current=False)
+        client.conf.update(
+            {key: project_app.conf[key] for key in _CLIENT_CONF_KEYS},
+            broker_url=broker_url,
+            result_backend=result_backend,
+            broker_transport_options=transport_options or {},
+        )
+        client.autodiscover_tasks([config.name for config in apps.get_app_configs()], force=True)
+        worker = CeleryWorker(app=client, process=process, log_path=log_path)
+        started.append(worker)
+
+        probe = client.send_task("revops.tasks.ping", args=["ready"])
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                worker.log_reported = True
+                pytest.fail(f"The Celery worker exited with {process.returncode}:\n{worker.log()}", pytrace=False)
+            try:
+                probe.get(timeout=1)
+                break
+            except CeleryTimeout:
+                if time.monotonic() > deadline:
+                    worker.log_reported = True
+                    pytest.fail(
+                        f"The Celery worker did not answer a ping in {timeout:.0f}s:\n{worker.log()}", pytrace=False
+                    )
+        client.set_current()
+        return worker
+
+    yield start
+
+    previous_app.set_current()
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.terminate()  # warm shutdown: the task in hand finishes
+            try:
+                worker.process.wait(timeout=WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+        worker.app.close()
+        if _test_failed(request.node) and not worker.log_reported:
+            print(f"--- Celery worker log ({worker.log_path}) ---\n{worker.log()}")

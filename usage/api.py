@@ -41,7 +41,7 @@ _NATIVE_EVENT = {
     "required": ["id", "account", "meter", "time", "quantity"],
     "properties": {
         "id": {"type": "string", "maxLength": 200, "description": "Unique per source; retries reuse it."},
-        "source": {"type": "string", "maxLength": 200, "description": "Defaults to \"default\"."},
+        "source": {"type": "string", "maxLength": 200, "description": 'Defaults to "default".'},
         "account": {"type": "string", "description": "The account's external id."},
         "meter": {"type": "string", "description": "The meter key."},
         "time": {"type": "string", "format": "date-time", "description": "RFC 3339 with a time zone."},

@@ -25,7 +25,9 @@ def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def api_key_create(*, name: str, scopes: list[str], created_by=None, rate_limit_per_minute: int = 600) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, name: str, scopes: list[str], created_by=None, rate_limit_per_minute: int = 600
+) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is never stored or shown again."""
     name = name.strip()
     if not name:

@@ -115,7 +115,9 @@ def parse_quantity(value: Any, name: str = "quantity") -> Decimal:
         raise EventError(name, f"{text} has more than {QUANTITY_MAX_DECIMALS} decimal places")
     if quantity.adjusted() >= QUANTITY_MAX_INTEGER_DIGITS:
         raise EventError(name, f"{text} is too large")
-    return quantity.quantize(Decimal(1).scaleb(-QUANTITY_MAX_DECIMALS)) if exponent < -QUANTITY_MAX_DECIMALS else quantity
+    return (
+        quantity.quantize(Decimal(1).scaleb(-QUANTITY_MAX_DECIMALS)) if exponent < -QUANTITY_MAX_DECIMALS else quantity
+    )
 
 
 def parse_properties(value: Any, name: str = "properties") -> dict[str, Any]:
@@ -151,7 +153,7 @@ def parse_cloudevent(obj: Any) -> EventIn:
     if not isinstance(obj, dict):
         raise EventError("event", f"must be a JSON object, not {type(obj).__name__}")
     if obj.get("specversion") != "1.0":
-        raise EventError("specversion", "must be \"1.0\"")
+        raise EventError("specversion", 'must be "1.0"')
     data = obj.get("data")
     if not isinstance(data, dict):
         raise EventError("data", "must be a JSON object with a quantity")

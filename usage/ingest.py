@@ -72,17 +72,28 @@ def resolve_references(events: Sequence[EventIn]) -> Resolved:
 
 
 def ensure_partitions(months: Iterable[dt.date]) -> None:
-    """Create the monthly partitions the batch needs, each in its own short transaction.
+    """Create the monthly partitions a batch needs, committed at once, once per process.
 
-    Creating a partition locks the parent table, so it happens outside (before) the
-    ingest transaction, and once per month per process.
+    Creating a partition locks the parent table until commit, so it must never happen
+    inside a long ingest transaction: when the caller is in one, a separate connection
+    does it.
     """
     missing = sorted({m.replace(day=1) for m in months} - _known_partitions)
     if not missing:
         return
-    with connection.cursor() as cursor:
-        for month in missing:
-            cursor.execute("SELECT usage_ensure_partition(%s)", [month])
+    if connection.in_atomic_block:
+        import psycopg
+
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        with psycopg.connect(**params, autocommit=True) as side:
+            for month in missing:
+                side.execute("SELECT usage_ensure_partition(%s)", [month])
+    else:
+        with connection.cursor() as cursor:
+            for month in missing:
+                cursor.execute("SELECT usage_ensure_partition(%s)", [month])
     _known_partitions.update(missing)
 
 
@@ -104,17 +115,20 @@ def dedupe_within_batch(events: Sequence[EventIn]) -> tuple[list[EventIn], int]:
     return unique, len(events) - len(unique)
 
 
-_STORE_SQL = """
+# ``{source}`` is a relation with key, source, event_id, account_id, meter_id, occurred_at,
+# quantity, properties and at most one row per key: the API's temporary table, or the
+# CSV import's view over its staging table.
+STORE_SQL_TEMPLATE = """
 WITH fresh AS (
-    INSERT INTO usage_eventkey (key, received_at)
-    SELECT key, %(received_at)s FROM _ingest ORDER BY key
+    INSERT INTO usage_eventkey (key, occurred_at)
+    SELECT key, occurred_at FROM {source} ORDER BY key
     ON CONFLICT (key) DO NOTHING
     RETURNING key
 ), stored AS (
     INSERT INTO usage_event (key, source, event_id, account_id, meter_id, occurred_at, quantity, properties, received_at)
     SELECT i.key, i.source, i.event_id, i.account_id, i.meter_id, i.occurred_at, i.quantity, i.properties,
            %(received_at)s
-    FROM _ingest i JOIN fresh USING (key)
+    FROM {source} i JOIN fresh USING (key)
     RETURNING account_id, meter_id, (occurred_at AT TIME ZONE 'UTC')::date AS day, quantity, properties
 ), deltas AS (
     INSERT INTO usage_rollupdelta (account_id, meter_id, day, quantity, event_count)
@@ -169,7 +183,7 @@ def store_events(rows: Sequence[tuple[EventIn, int, int]], *, received_at: dt.da
                     _jsonb(event.properties),
                 )
             )
-    cursor.execute(_STORE_SQL, {"received_at": received_at})
+    cursor.execute(STORE_SQL_TEMPLATE.format(source="_ingest"), {"received_at": received_at})
     accepted, days, _ = cursor.fetchone()
     return StoreResult(accepted=accepted, duplicates=len(rows) - accepted, touched_days=set(days))
 

@@ -231,4 +231,3 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} import of {self.file_name} ({self.status})"
-

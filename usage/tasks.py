@@ -17,8 +17,11 @@ FOLD_DEBOUNCE_S = 2
 
 def schedule_rollup_fold() -> None:
     """Enqueue one fold for a burst of ingests (called on commit of each ingest)."""
-    if cache.add(FOLD_SCHEDULED_KEY, 1, timeout=FOLD_DEBOUNCE_S):
-        fold_rollups.apply_async(countdown=FOLD_DEBOUNCE_S / 2, expires=600)
+    try:
+        if cache.add(FOLD_SCHEDULED_KEY, 1, timeout=FOLD_DEBOUNCE_S):
+            fold_rollups.apply_async(countdown=FOLD_DEBOUNCE_S / 2, expires=600)
+    except Exception:
+        logger.exception("could not enqueue the rollup fold; the scheduled fold will pick the deltas up")
 
 
 @shared_task(
@@ -36,7 +39,8 @@ def fold_rollups() -> int:
     for _ in range(50):  # bounded: the beat safety net picks up anything left
         result = rollups.fold_deltas()
         if result.skipped_locked:
-            # Another fold holds the lock; it (or the next scheduled one) takes our rows.
+            # Another fold holds the lock and may have claimed before our rows arrived: look again soon.
+            fold_rollups.apply_async(countdown=FOLD_DEBOUNCE_S, expires=600)
             break
         folded += result.folded_deltas
         if result.folded_deltas < rollups.BATCH_ROWS and not rollups.pending_delta_count():

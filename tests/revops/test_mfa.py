@@ -21,10 +21,7 @@ def test_privileged_role_without_mfa_is_sent_to_set_it_up(client, make_user, rol
 
     assert response.status_code == 302
     assert response["Location"] == reverse("mfa_activate_totp")
-    # allauth asks for the password once more before enrolling a factor, then shows the QR code.
-    reauth = client.get(reverse("mfa_activate_totp"))
-    assert reauth["Location"].startswith(reverse("account_reauthenticate"))
-    client.post(reauth["Location"], {"password": TEST_PASSWORD})
+    # Straight after logging in, no second password prompt before the QR code.
     activate = client.get(reverse("mfa_activate_totp"))
     assert activate.status_code == 200
     assert b"secret" in activate.content.lower()
@@ -60,3 +57,12 @@ def test_finance_login_asks_for_the_code_and_accepts_a_valid_one(client, make_us
     second = client.post(reverse("mfa_authenticate"), {"code": code()})
     assert second.status_code == 302
     assert client.get(reverse("home")).status_code == 200
+
+
+def test_enrolling_later_than_right_after_login_asks_for_the_password_again(client, make_user):
+    user = make_user(Role.FINANCE)
+    client.force_login(user)  # no authentication record: like a session older than the window
+
+    response = client.get(reverse("mfa_activate_totp"))
+
+    assert response["Location"].startswith(reverse("account_reauthenticate"))

@@ -18,7 +18,7 @@ ROLE_HEADLINES = {
     Role.ADMIN: "Administrator",
 }
 # Views reachable without login, on purpose.
-PUBLIC_PREFIXES = ("auth/", "admin/", "health", "static/")
+PUBLIC_PREFIXES = ("auth/", "admin/", "health", "static/", "favicon.ico", "api/")
 
 
 def _own_routes(resolver: URLResolver | None = None, prefix: str = "") -> list[str]:
@@ -63,7 +63,7 @@ def test_each_role_lands_on_its_own_page(client, make_user, role):
     response = client.get(reverse("home"))
 
     assert response.status_code == 200
-    assert [t.name for t in response.templates][0] == f"revops/home_{role}.html"
+    assert response.templates[0].name == f"revops/home_{role}.html"
     assert ROLE_HEADLINES[role] in response.content.decode()
 
 

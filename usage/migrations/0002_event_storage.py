@@ -21,14 +21,15 @@ CREATE TABLE usage_event (
 -- support look-ups of one account's recent raw events.
 CREATE INDEX usage_event_account_time ON usage_event (account_id, occurred_at);
 
--- One row per event ever accepted within the retention window. The primary key is the
--- deduplication: a partitioned table cannot hold a unique index without its partition
--- key, and (id, time) would let a retry with another timestamp through.
+-- One row per stored event, kept exactly as long as the raw event (the retention window
+-- on occurred_at). The primary key is the deduplication: a partitioned table cannot hold
+-- a unique index without its partition key, and (id, time) would let a retry with
+-- another timestamp through.
 CREATE TABLE usage_eventkey (
     key uuid PRIMARY KEY,
-    received_at timestamptz NOT NULL
+    occurred_at timestamptz NOT NULL
 );
-CREATE INDEX usage_eventkey_received ON usage_eventkey USING brin (received_at);
+CREATE INDEX usage_eventkey_occurred ON usage_eventkey USING brin (occurred_at);
 
 -- Exact per-batch sums waiting to be folded into usage_dailyrollup.
 CREATE TABLE usage_rollupdelta (
@@ -38,6 +39,14 @@ CREATE TABLE usage_rollupdelta (
     quantity numeric(28, 6) NOT NULL,
     event_count bigint NOT NULL
 );
+
+-- NULL instead of an error for text that is not JSON (the CSV import reports the line).
+CREATE FUNCTION usage_try_jsonb(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN value::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END $$;
 
 CREATE FUNCTION usage_ensure_partition(month date) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -58,6 +67,7 @@ END $$;
 
 DROP = """
 DROP FUNCTION IF EXISTS usage_ensure_partition(date);
+DROP FUNCTION IF EXISTS usage_try_jsonb(text);
 DROP TABLE IF EXISTS usage_rollupdelta;
 DROP TABLE IF EXISTS usage_eventkey;
 DROP TABLE IF EXISTS usage_event;
