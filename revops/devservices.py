@@ -34,13 +34,15 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
     path = pgdata / HANDLES_FILE
     if not path.exists():
         return []
+    torn = False
     try:
-        pids = [int(pid) for pid in json.loads(path.read_text() or "[]")]
+        pids = [int(pid) for pid in json.loads(path.read_text())]
     except (ValueError, TypeError):
-        # A torn write from a killed process: nobody can be trusted to be alive.
-        pids = []
+        # A torn or empty write from a killed process: nobody can be trusted to be alive,
+        # and pgserver itself would crash reading it, so it must be rewritten.
+        pids, torn = [], True
     alive = [pid for pid in pids if psutil.pid_exists(pid) and _is_not_zombie(pid)]
-    if alive != pids:
+    if torn or alive != pids:
         path.write_text(json.dumps(alive))
     return alive
 

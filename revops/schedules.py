@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from celery.schedules import crontab
+
 BEAT_SCHEDULE: dict[str, dict] = {
     "beat-heartbeat": {
         "task": "revops.tasks.record_beat_tick",
@@ -14,5 +16,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "usage.tasks.fold_rollups",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    # Raw events past the retention window (rollups are kept forever).
+    "usage-apply-retention": {
+        "task": "usage.tasks.apply_retention",
+        "schedule": crontab(hour=3, minute=15),
+        "options": {"expires": 6 * 3600},
     },
 }

@@ -60,9 +60,44 @@ def redis_url() -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(request):
-    """Rate-limit counters and TOTP replay markers must not leak between tests."""
-    if "django_db_setup" in request.fixturenames or request.node.get_closest_marker("django_db"):
+    """Rate-limit counters and TOTP replay markers must not leak between tests.
+
+    Only for tests that use the database: without Redis the cache lives there, and the
+    test database must exist (and be unblocked) before it is cleared.
+    """
+    if not _uses_db(request):
+        return
+    request.getfixturevalue("django_db_setup")
+    with request.getfixturevalue("django_db_blocker").unblock():
         cache.clear()
+
+
+DB_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server"}
+# Tables written with raw SQL (no Django model manages them): Django's flush after a
+# transactional test does not empty them, so we do.
+RAW_TABLES = ("usage_event", "usage_eventkey", "usage_rollupdelta")
+
+
+def _uses_db(request) -> bool:
+    return bool(DB_FIXTURES & set(request.fixturenames) or request.node.get_closest_marker("django_db"))
+
+
+def _is_transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return bool(
+        {"transactional_db", "live_server"} & set(request.fixturenames)
+        or (marker and marker.kwargs.get("transaction"))
+    )
+
+
+@pytest.fixture(autouse=True)
+def _empty_raw_tables_after_transactional_tests(request):
+    yield
+    if _is_transactional(request):
+        from django.db import connection
+
+        with request.getfixturevalue("django_db_blocker").unblock(), connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {', '.join(RAW_TABLES)}")
 
 
 @pytest.fixture

@@ -47,3 +47,11 @@ def fold_rollups() -> int:
             break
     logger.info("folded %s rollup delta rows", folded)
     return folded
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, time_limit=1800)
+def apply_retention() -> dict:
+    from usage.services import retention_apply
+
+    result = retention_apply()
+    return {"cutoff": result.cutoff.isoformat(), "dropped": result.dropped_partitions, "keys": result.deleted_keys}
