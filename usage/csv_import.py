@@ -172,6 +172,12 @@ def import_usage_stream(
     staged_columns = ", ".join(f"c{i}" for i in range(len(columns)))
     with transaction.atomic():
         cursor = connection.cursor()
+        # Large sorts and hashes; JIT compilation costs seconds and saves nothing here.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        # A previous import in the same outer transaction may have left them.
+        cursor.execute("DROP VIEW IF EXISTS _usage_events, _usage_rows")
+        cursor.execute("DROP TABLE IF EXISTS _usage_stage")
         cursor.execute(
             "CREATE TEMP TABLE _usage_stage (seq bigint GENERATED ALWAYS AS IDENTITY, "
             + ", ".join(f"c{i} text" for i in range(len(columns)))

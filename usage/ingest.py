@@ -81,6 +81,12 @@ def ensure_partitions(months: Iterable[dt.date]) -> None:
     missing = sorted({m.replace(day=1) for m in months} - _known_partitions)
     if not missing:
         return
+    if connection.in_atomic_block and _this_transaction_locks_events():
+        # Created in our own open transaction: it may yet roll back, so it is not cached.
+        with connection.cursor() as cursor:
+            for month in missing:
+                cursor.execute("SELECT usage_ensure_partition(%s)", [month])
+        return
     if connection.in_atomic_block:
         import psycopg
 
@@ -95,6 +101,20 @@ def ensure_partitions(months: Iterable[dt.date]) -> None:
             for month in missing:
                 cursor.execute("SELECT usage_ensure_partition(%s)", [month])
     _known_partitions.update(missing)
+
+
+def _this_transaction_locks_events() -> bool:
+    """True when our open transaction already wrote to usage_event.
+
+    Then a side connection would wait for our lock forever (a deadlock PostgreSQL cannot
+    see), and creating the partition in our own transaction costs nothing more.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid()"
+            " AND relation = 'usage_event'::regclass)"
+        )
+        return cursor.fetchone()[0]
 
 
 def forget_known_partitions() -> None:

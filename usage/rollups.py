@@ -82,6 +82,8 @@ def _touched_table(cursor) -> None:
         " (account_id bigint, meter_id bigint, month date, PRIMARY KEY (account_id, meter_id, month))"
         " ON COMMIT DELETE ROWS"
     )
+    # Inside an outer transaction (a test, a seed) ON COMMIT has not emptied it yet.
+    cursor.execute("TRUNCATE _touched_months")
 
 
 def fold_deltas(*, limit: int = BATCH_ROWS, wait: bool = False) -> FoldResult:

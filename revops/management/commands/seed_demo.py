@@ -1,21 +1,67 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+import datetime as dt
+import time
+
+from django.core.management.base import BaseCommand, CommandError
 
 from revops.demo import seed_people
+from revops.demo_company import seed_company
 from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE
 from revops.models import User
 
 
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--as-of must be a date (YYYY-MM-DD), not '{value}'.") from None
+
+
 class Command(BaseCommand):
-    help = "Load the deterministic demo company (people and teams; later: accounts, usage, plans)."
+    help = (
+        "Load the deterministic demo company: people and teams, accounts, ownership, contracts, meters, "
+        "releases, activities and daily usage. Re-running resets the demo people and skips the company "
+        "when it is already loaded (nothing is duplicated)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--if-empty", action="store_true", help="Do nothing when the database already has people.")
+        parser.add_argument("--seed", type=int, default=42, help="Random seed: the same seed gives the same company.")
+        parser.add_argument("--accounts", type=int, default=400, help="Customer accounts (0: people only).")
+        parser.add_argument("--months", type=int, default=18, help="Months of daily usage before --as-of.")
+        parser.add_argument(
+            "--as-of", type=_date, default=None, help="The anchor day (default: today, UTC); usage ends the day before."
+        )
 
-    def handle(self, *args, if_empty: bool = False, **options):
+    def handle(
+        self,
+        *args,
+        if_empty: bool = False,
+        seed: int = 42,
+        accounts: int = 400,
+        months: int = 18,
+        as_of: dt.date | None = None,
+        **options,
+    ):
         if if_empty and User.objects.exists():
             self.stdout.write("Database already has data; demo not loaded.")
             return
+        if accounts < 0 or months < 1:
+            raise CommandError("--accounts must be 0 or more and --months at least 1.")
         seed_people()
         self.stdout.write(self.style.SUCCESS(f"Demo loaded: {len(DEMO_PEOPLE)} people, password '{DEMO_PASSWORD}'."))
+        if accounts == 0:
+            return
+        started = time.monotonic()
+        result = seed_company(seed=seed, accounts=accounts, months=months, as_of=as_of)
+        if result is None:
+            self.stdout.write("Demo company already loaded; left as it is.")
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo company loaded in {time.monotonic() - started:.1f}s: {result.people} people, "
+                f"{result.accounts} accounts, {result.contracts} contracts, {result.ownerships} ownerships, "
+                f"{result.activities} activities, {result.events} usage events, {result.rollups} daily rollups."
+            )
+        )

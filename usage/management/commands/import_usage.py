@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
 from revops.tabular import ImportRejected
@@ -25,7 +23,7 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: no such file") from None
         except ImportRejected as exc:
             for line in exc.report.lines():
-                sys.stderr.write(f"{file}: {line}\n")
+                self.stderr.write(line)
             raise CommandError(exc.message) from None
         from usage.rollups import fold_all_deltas
 
