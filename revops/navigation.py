@@ -21,6 +21,7 @@ class NavItem:
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "home", EVERYONE, "/"),
     NavItem("People", "people", EVERYONE, "/people/"),
+    NavItem("Data", "usage:imports", frozenset({Role.FINANCE, Role.ADMIN}), "/data/"),
     NavItem("System", "system_status", frozenset({Role.ADMIN}), "/system/"),
 )
 

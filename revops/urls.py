@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("people/", views.people, name="people"),
     path("system/", views.system_status, name="system_status"),
+    path("data/", include("usage.urls")),
     path("health", views.health_view, name="health"),
     path("favicon.ico", views.favicon),
     path("auth/", include("allauth.urls")),

@@ -111,8 +111,7 @@ def _this_transaction_locks_events() -> bool:
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid()"
-            " AND relation = 'usage_event'::regclass)"
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND relation = 'usage_event'::regclass)"
         )
         return cursor.fetchone()[0]
 

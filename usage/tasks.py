@@ -55,3 +55,12 @@ def apply_retention() -> dict:
 
     result = retention_apply()
     return {"cutoff": result.cutoff.isoformat(), "dropped": result.dropped_partitions, "keys": result.deleted_keys}
+
+
+@shared_task(acks_late=True, soft_time_limit=3 * 3600 - 60, time_limit=3 * 3600, expires=24 * 3600)
+def run_import_job(job_id: int) -> str | None:
+    """Imports can be large (10 M rows): a long limit; the claim makes a redelivery harmless."""
+    from usage.jobs import import_job_run
+
+    job = import_job_run(job_id)
+    return job.status if job else None

@@ -1,0 +1,184 @@
+"""Imports, quarantine and API key pages: permissions, the job flow, the one-time secret."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from revops.models import Role
+from usage.jobs import import_job_run
+from usage.models import ApiKey, ImportJob, QuarantinedEvent, UsageEvent
+
+pytestmark = pytest.mark.django_db
+
+USAGE_CSV = b"id,account,meter,time,quantity\nu1,acme,api-calls,2026-10-01T10:00:00Z,5\nu2,ghost,api-calls,2026-10-01T10:00:00Z,1\n"
+BAD_CSV = b"id,account,meter,time,quantity\nu1,acme,api-calls,2026-10-01T10:00:00Z,5\nu2,acme,api-calls,2026-10-01,x\n"
+
+
+@pytest.fixture
+def finance(make_user, with_totp):
+    user = make_user(Role.FINANCE)
+    with_totp(user)
+    return user
+
+
+@pytest.fixture
+def admin(make_user, with_totp):
+    user = make_user(Role.ADMIN)
+    with_totp(user)
+    return user
+
+
+def upload(client, content: bytes, kind: str = "usage", name: str = "usage.csv"):
+    return client.post(reverse("usage:imports"), {"kind": kind, "file": SimpleUploadedFile(name, content)})
+
+
+@pytest.mark.parametrize("name", ["usage:imports", "usage:quarantine", "usage:api_keys"])
+def test_an_ae_cannot_reach_data_pages(client, ae, name):
+    client.force_login(ae)
+
+    assert client.get(reverse(name)).status_code == 403
+
+
+def test_finance_manages_imports_but_not_api_keys(client, finance):
+    client.force_login(finance)
+
+    assert client.get(reverse("usage:imports")).status_code == 200
+    assert client.get(reverse("usage:api_keys")).status_code == 403
+
+
+def test_an_uploaded_file_is_queued_then_imported_by_the_job(
+    client, finance, acme, meter, django_capture_on_commit_callbacks
+):
+    client.force_login(finance)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = upload(client, USAGE_CSV)
+
+    job = ImportJob.objects.get()
+    assert response["Location"] == reverse("usage:import_job", args=[job.pk])
+    assert (job.status, job.size_bytes, job.created_by) == ("queued", len(USAGE_CSV), finance)
+    assert len(callbacks) == 1  # the task is sent only once the job row is committed
+
+    import_job_run(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == "succeeded"
+    assert job.summary == {"rows": 2, "accepted": 1, "duplicates": 0, "quarantined": 1}
+    assert UsageEvent.objects.count() == 1 and QuarantinedEvent.objects.count() == 1
+    page = client.get(reverse("usage:import_job", args=[job.pk])).content.decode()
+    assert "Imported" in page and "hx-trigger" not in page  # finished: no more polling
+
+
+def test_a_job_runs_once_even_if_delivered_twice(client, finance, acme, meter):
+    client.force_login(finance)
+    upload(client, USAGE_CSV)
+    job = ImportJob.objects.get()
+
+    assert import_job_run(job.pk) is not None
+    assert import_job_run(job.pk) is None
+    assert UsageEvent.objects.count() == 1
+
+
+def test_a_rejected_file_lists_its_problems_on_the_job_page(client, finance, acme, meter):
+    client.force_login(finance)
+    upload(client, BAD_CSV)
+    job = ImportJob.objects.get()
+
+    import_job_run(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert job.errors == [
+        {"line": 3, "column": "time", "reason": "'2026-10-01' is not an RFC 3339 timestamp"},
+        {"line": 3, "column": "quantity", "reason": "'x' is not a number"},
+    ]
+    assert not UsageEvent.objects.exists()
+    page = client.get(reverse("usage:import_job", args=[job.pk])).content.decode()
+    assert "Nothing was imported." in page and "&#x27;x&#x27; is not a number" in page
+
+
+def test_a_running_job_page_polls_its_own_fragment(client, finance):
+    client.force_login(finance)
+    upload(client, USAGE_CSV)
+    job = ImportJob.objects.get()
+    ImportJob.objects.filter(pk=job.pk).update(status="running")
+
+    full = client.get(reverse("usage:import_job", args=[job.pk])).content.decode()
+    fragment = client.get(reverse("usage:import_job", args=[job.pk]), headers={"HX-Request": "true"}).content.decode()
+
+    assert 'hx-trigger="every 1s"' in full and "<html" in full
+    assert 'id="job-status"' in fragment and "<html" not in fragment and "<progress" in fragment
+
+
+def test_an_empty_or_non_csv_upload_is_refused_on_the_form(client, finance):
+    client.force_login(finance)
+
+    empty = upload(client, b"")
+    wrong = upload(client, b"x", name="usage.xlsx")
+
+    assert empty.status_code == 200 and wrong.status_code == 200
+    assert "Upload a .csv file" in wrong.content.decode()
+    assert not ImportJob.objects.exists()
+
+
+def test_quarantine_page_groups_by_reason_and_replay_ingests(client, finance, acme, meter, post_events):
+    from tests.usage.test_api_events import recent_event
+
+    post_events([recent_event("q1", account="late-co"), recent_event("q2", account="late-co")])
+    client.force_login(finance)
+    page = client.get(reverse("usage:quarantine")).content.decode()
+    assert "unknown account &#x27;late-co&#x27;" in page
+
+    from accounts.models import Account
+
+    Account.objects.create(external_id="late-co", name="Late Co", segment="smb")
+    client.post(reverse("usage:quarantine_replay"))
+
+    assert UsageEvent.objects.filter(account__external_id="late-co").count() == 2
+    assert not QuarantinedEvent.objects.exists()
+
+
+def test_admin_creates_a_key_sees_the_secret_once_and_can_revoke_it(client, admin):
+    client.force_login(admin)
+
+    created = client.post(
+        reverse("usage:api_keys"), {"name": "billing", "scopes": ["events:write"], "rate_limit_per_minute": 100}
+    )
+    key = ApiKey.objects.get()
+    secret = created.context["new_secret"]
+    assert secret.startswith("rvk_") and secret in created.content.decode()
+    assert created["Cache-Control"] == "no-store"
+    assert secret not in client.get(reverse("usage:api_keys")).content.decode()
+
+    client.post(reverse("usage:api_key_revoke", args=[key.pk]))
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_is_imported_by_a_real_worker(client, celery_worker, celery_redis_url, make_user, with_totp):
+    from accounts.models import Account
+    from usage.models import Meter, MeterTier
+
+    Account.objects.create(external_id="acme", name="Acme", segment="smb")
+    meter = Meter.objects.create(key="api-calls", name="API calls", unit="call")
+    MeterTier.objects.create(meter=meter, up_to=None, unit_price="0.001")
+    user = make_user(Role.FINANCE)
+    with_totp(user)
+    worker = celery_worker(celery_redis_url)
+    client.force_login(user)
+
+    upload(client, USAGE_CSV)
+
+    job = ImportJob.objects.get()
+    deadline = time.monotonic() + 30
+    while job.status in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job.refresh_from_db()
+    assert job.status == "succeeded", worker.log()
+    assert UsageEvent.objects.count() == 1

@@ -1,0 +1,153 @@
+"""Import jobs: an uploaded file, imported by a Celery worker, progress shown on the page."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from revops.errors import ApplicationError
+from revops.tabular import ImportRejected, ImportReport
+from usage.models import ImportJob, ImportKind
+
+logger = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 2 * 1024**3
+PROGRESS_TTL_S = 3600
+
+
+def _importers() -> dict[str, Callable[[BinaryIO], object]]:
+    from accounts.imports import import_accounts, import_contracts, import_owners
+    from revops.people_import import import_people
+    from usage.csv_import import import_usage_stream
+    from usage.reference_import import import_meters, import_releases
+
+    return {
+        ImportKind.USAGE: import_usage_stream,
+        ImportKind.PEOPLE: import_people,
+        ImportKind.ACCOUNTS: import_accounts,
+        ImportKind.CONTRACTS: import_contracts,
+        ImportKind.OWNERS: import_owners,
+        ImportKind.METERS: import_meters,
+        ImportKind.RELEASES: import_releases,
+    }
+
+
+def upload_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def import_job_create(*, kind: str, upload: UploadedFile, user) -> ImportJob:
+    """Keep the uploaded file and queue its import (the task is sent once this commits)."""
+    if kind not in ImportKind.values:
+        raise ApplicationError(f"Unknown import kind '{kind}'.")
+    if upload.size and upload.size > MAX_UPLOAD_BYTES:
+        raise ApplicationError(f"The file is larger than {MAX_UPLOAD_BYTES // 1024**3} GB.")
+    if not upload.name.lower().endswith((".csv", ".txt")):
+        raise ApplicationError("Upload a .csv file (comma-separated, UTF-8).")
+    target = upload_dir() / f"{uuid.uuid4()}.csv"
+    digest, size = hashlib.sha256(), 0
+    with target.open("wb") as out:
+        for chunk in upload.chunks(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    if size == 0:
+        target.unlink(missing_ok=True)
+        raise ApplicationError("The file is empty.")
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            kind=kind,
+            file_name=Path(upload.name).name[:255],
+            path=str(target),
+            sha256=digest.hexdigest(),
+            size_bytes=size,
+            created_by=user,
+        )
+        from usage.tasks import run_import_job
+
+        transaction.on_commit(lambda: run_import_job.delay(job.pk))
+    return job
+
+
+def progress_key(job_id: int) -> str:
+    return f"import-progress:{job_id}"
+
+
+def import_job_progress(job: ImportJob) -> int | None:
+    """Percent of the file read, while it runs."""
+    if job.status != ImportJob.Status.RUNNING:
+        return 100 if job.status == ImportJob.Status.SUCCEEDED else None
+    done = cache.get(progress_key(job.pk)) or 0
+    return min(99, int(done * 100 / job.size_bytes)) if job.size_bytes else 0
+
+
+def import_job_run(job_id: int) -> ImportJob | None:
+    """Run a queued job once: the conditional UPDATE lets exactly one worker claim it."""
+    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
+        status=ImportJob.Status.RUNNING
+    )
+    if not claimed:
+        return None
+    job = ImportJob.objects.get(pk=job_id)
+    last_reported = [0]
+
+    def progress(done: int) -> None:
+        # A cache write per ~1% keeps the page moving without a write per chunk.
+        if done - last_reported[0] >= max(1, job.size_bytes // 100):
+            cache.set(progress_key(job.pk), done, PROGRESS_TTL_S)
+            last_reported[0] = done
+
+    importer = _importers()[job.kind]
+    try:
+        with open(job.path, "rb") as stream:
+            if job.kind == ImportKind.USAGE:
+                result = importer(stream, progress=progress)
+                summary = {
+                    "rows": result.rows,
+                    "accepted": result.accepted,
+                    "duplicates": result.duplicates,
+                    "quarantined": result.quarantined,
+                }
+            else:
+                report = importer(stream)
+                summary = dict(report.summary)
+    except ImportRejected as exc:
+        _finish(job, ImportJob.Status.FAILED, errors=exc.report)
+    except FileNotFoundError:
+        report = ImportReport()
+        report.add(0, "", "the uploaded file is gone; upload it again")
+        _finish(job, ImportJob.Status.FAILED, errors=report)
+    except Exception:
+        logger.exception("import job %s crashed", job.pk)
+        report = ImportReport()
+        report.add(0, "", "the import failed unexpectedly; nothing was imported. The error was logged.")
+        _finish(job, ImportJob.Status.FAILED, errors=report)
+        raise
+    else:
+        _finish(job, ImportJob.Status.SUCCEEDED, summary=summary)
+    finally:
+        Path(job.path).unlink(missing_ok=True)
+        cache.delete(progress_key(job.pk))
+    return job
+
+
+def _finish(job: ImportJob, status: str, *, summary: dict | None = None, errors: ImportReport | None = None) -> None:
+    job.status = status
+    job.finished_at = timezone.now()
+    job.summary = summary or {}
+    if errors is not None:
+        job.errors = errors.errors
+        job.error_count = errors.error_count
+    job.save(update_fields=["status", "finished_at", "summary", "errors", "error_count"])
