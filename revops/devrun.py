@@ -80,8 +80,21 @@ def _print_banner(url: str) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _ensure_dotenv() -> None:
+    """A first `make run` writes .env (git-ignored) so later manage.py commands share its settings."""
+    import secrets
+
+    path = devservices.BASE_DIR / ".env"
+    if not path.exists():
+        path.write_text(
+            "# Written by `make run` for local development; see .env.example for every setting.\n"
+            f"DEBUG=true\nSECRET_KEY={secrets.token_urlsafe(40)}\n"
+        )
+
+
 def main() -> int:
     os.chdir(devservices.BASE_DIR)
+    _ensure_dotenv()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.base")
     os.environ.setdefault("DEBUG", "true")
     devservices.stop_on_signals()
