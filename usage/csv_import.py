@@ -45,6 +45,26 @@ class UsageImportResult:
     accepted: int
     duplicates: int
     quarantined: int
+    # Set when this exact file was imported before: nothing was added this time.
+    already_imported_on: dt.datetime | None = None
+
+
+class _HashingReader:
+    """Reads through to ``stream`` while hashing every byte (the header line included)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.digest.update(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self._stream.readline(size)
+        self.digest.update(data)
+        return data
 
 
 def file_sha256(path: str) -> str:
@@ -168,6 +188,7 @@ def import_usage_stream(
 ) -> UsageImportResult:
     """Import one CSV of usage events, or raise ``ImportRejected`` having imported nothing."""
     received_at = received_at or timezone.now()
+    stream = _HashingReader(stream)
     columns = read_header(stream, required=REQUIRED, optional=OPTIONAL, allow_extra=True)
     staged_columns = ", ".join(f"c{i}" for i in range(len(columns)))
     with transaction.atomic():
@@ -196,6 +217,22 @@ def import_usage_stream(
             report.add(2, "", "the file has a header but no rows")
             raise ImportRejected(report)
 
+        # Claim the file's checksum first: an identical file imported before (or right now,
+        # by another worker: ON CONFLICT waits for it) adds nothing, even after its events'
+        # dedupe keys expired with the retention window.
+        cursor.execute(
+            "INSERT INTO usage_importedusagefile (sha256, rows, accepted, imported_at) VALUES (%s, %s, 0, %s)"
+            " ON CONFLICT (sha256) DO NOTHING",
+            [stream.digest.hexdigest(), rows, received_at],
+        )
+        if cursor.rowcount == 0:
+            cursor.execute(
+                "SELECT imported_at FROM usage_importedusagefile WHERE sha256 = %s", [stream.digest.hexdigest()]
+            )
+            return UsageImportResult(
+                rows=rows, accepted=0, duplicates=rows, quarantined=0, already_imported_on=cursor.fetchone()[0]
+            )
+
         cursor.execute(_events_view_sql(columns))
         cursor.execute("SELECT DISTINCT date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date FROM _usage_rows")
         ensure_partitions(month for (month,) in cursor.fetchall())
@@ -203,6 +240,9 @@ def import_usage_stream(
         accepted = cursor.fetchone()[0]
         cursor.execute(_QUARANTINE_SQL, {"received_at": received_at})
         quarantined = cursor.rowcount
+        cursor.execute(
+            "UPDATE usage_importedusagefile SET accepted = %s WHERE sha256 = %s", [accepted, stream.digest.hexdigest()]
+        )
         if accepted:
             from usage.tasks import schedule_rollup_fold
 

@@ -120,6 +120,8 @@ def import_job_run(job_id: int) -> ImportJob | None:
                     "duplicates": result.duplicates,
                     "quarantined": result.quarantined,
                 }
+                if result.already_imported_on:
+                    summary["already imported on"] = f"{result.already_imported_on:%Y-%m-%d %H:%M} UTC"
             else:
                 report = importer(stream)
                 summary = dict(report.summary)

@@ -231,3 +231,19 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} import of {self.file_name} ({self.status})"
+
+
+class ImportedUsageFile(models.Model):
+    """Checksums of usage files already imported: an identical file is never imported twice.
+
+    Event keys expire with their raw events, so without this a backfill file re-imported
+    after the retention window would count its events again.
+    """
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    rows = models.BigIntegerField()
+    accepted = models.BigIntegerField()
+    imported_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]}… ({self.rows} rows, {self.imported_at:%Y-%m-%d})"

@@ -27,6 +27,12 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         from usage.rollups import fold_all_deltas
 
+        if result.already_imported_on:
+            self.stdout.write(
+                f"This exact file was already imported on {result.already_imported_on:%Y-%m-%d %H:%M} UTC: "
+                f"nothing was added ({result.rows} rows)."
+            )
+            return
         fold_all_deltas()  # the command's caller expects rollups to be current when it returns
         self.stdout.write(
             self.style.SUCCESS(
