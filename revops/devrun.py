@@ -101,7 +101,7 @@ def main() -> int:
     started = time.monotonic()
     if not os.environ.get("DATABASE_URL"):
         print("Starting the embedded PostgreSQL (.pgdata/) …", flush=True)
-    devservices.database_url()  # children inherit DATABASE_URL: one handle, ours
+    devservices.database_url(create=True)  # children inherit DATABASE_URL: one handle, ours
     for folder in ("celery/broker/queue", "celery/broker/processed", "celery/broker/control", "celery/results"):
         (devservices.RUN_DIR / folder).mkdir(parents=True, exist_ok=True)
 

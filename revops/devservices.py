@@ -107,14 +107,36 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, _exit)
 
 
-def database_url() -> str:
+def database_url(*, create: bool = False) -> str:
     """``DATABASE_URL`` from the environment, or the embedded server's when unset.
 
     The URL is written back to the environment so child processes (web, worker, beat)
     share this process's server instead of each registering a handle of their own.
+    With ``create`` (the dev runners), a database missing on a configured server is created.
     """
     url = os.environ.get("DATABASE_URL", "").strip()
     if not url:
         url = embedded_postgres_url()
         os.environ["DATABASE_URL"] = url
+    elif create:
+        ensure_database_exists(url)
     return url
+
+
+def ensure_database_exists(url: str) -> None:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(url.replace("postgres://", "postgresql://", 1))
+    database = params.get("dbname")
+    if not database:
+        return
+    try:
+        with psycopg.connect(**params, connect_timeout=5):
+            return
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    admin_url = {**params, "dbname": "postgres"}
+    admin = psycopg.conninfo.make_conninfo(**admin_url)
+    _create_database_if_missing(admin, database)

@@ -27,7 +27,7 @@ def main(pytest_args: list[str]) -> int:
     os.chdir(devservices.BASE_DIR)
     os.environ["DJANGO_SETTINGS_MODULE"] = "revops.settings.test"
     devservices.stop_on_signals()
-    devservices.database_url()
+    devservices.database_url(create=True)
     bin_dir = os.path.dirname(sys.executable)
     failures = 0
     failures += _step("ruff", [os.path.join(bin_dir, "ruff"), "check", "."]) != 0
