@@ -42,6 +42,9 @@ def _wait_until_serving(url: str, procs: dict[str, subprocess.Popen], timeout_s:
 def _fail_if_any_exited(procs: dict[str, subprocess.Popen]) -> None:
     for name, proc in procs.items():
         if proc.poll() is not None:
+            if proc.returncode in (0, -signal.SIGINT, -signal.SIGTERM):
+                # Ctrl-C reaches the whole process group: a child may stop before we notice.
+                raise KeyboardInterrupt
             raise SystemExit(f"{name} exited with status {proc.returncode}; stopping everything.")
 
 
