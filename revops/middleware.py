@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
 from django.shortcuts import redirect
 from django.urls import reverse
+from pghistory.middleware import HistoryMiddleware
 
 
 class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):
@@ -17,6 +18,19 @@ class LoginRequiredMiddleware(DjangoLoginRequiredMiddleware):
         if request.path.startswith(self.API_PREFIX):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class AuditContextMiddleware(HistoryMiddleware):
+    """pghistory's per-request audit context (who changed what), except on the API.
+
+    The context is injected into every SQL statement of a request; API calls are made by
+    keys, write no audited model, and are the hot path, so they skip it.
+    """
+
+    def __call__(self, request):
+        if request.path.startswith(LoginRequiredMiddleware.API_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)
 
 
 class RequireMfaForPrivilegedRolesMiddleware:

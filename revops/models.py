@@ -89,6 +89,17 @@ class User(AbstractBaseUser, PermissionsMixin):
     def is_staff(self) -> bool:
         return self.is_active and (self.role == Role.ADMIN or self.is_superuser)
 
+    # The admin role administers the whole site, like a superuser, without a second flag.
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        if self.is_active and self.role == Role.ADMIN:
+            return True
+        return super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        if self.is_active and self.role == Role.ADMIN:
+            return True
+        return super().has_module_perms(app_label)
+
     def get_full_name(self) -> str:
         return self.name
 

@@ -68,7 +68,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "revops.middleware.RequireMfaForPrivilegedRolesMiddleware",
-    "pghistory.middleware.HistoryMiddleware",
+    "revops.middleware.AuditContextMiddleware",
 ]
 
 ROOT_URLCONF = "revops.urls"

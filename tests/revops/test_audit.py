@@ -1,0 +1,32 @@
+"""Changes to audited models record who made them (django-pghistory)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from revops.models import Role, Team
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_change_made_through_a_page_records_the_person_who_made_it(client, make_user, with_totp):
+    admin = make_user(Role.ADMIN)
+    with_totp(admin)
+    team = Team.objects.create(name="Old name")
+    client.force_login(admin)
+
+    response = client.post(reverse("admin:revops_team_change", args=[team.pk]), {"name": "New name", "manager": ""})
+
+    assert response.status_code == 302
+    event = Team.pgh_event_model.objects.filter(pgh_obj=team, name="New name").get()
+    assert event.pgh_context.metadata["user"] == admin.pk
+    assert event.pgh_context.metadata["url"] == reverse("admin:revops_team_change", args=[team.pk])
+
+
+def test_changes_made_outside_requests_are_still_recorded():
+    team = Team.objects.create(name="Scripted")
+    Team.objects.filter(pk=team.pk).update(name="Updated by a bulk update")
+
+    names = list(Team.pgh_event_model.objects.filter(pgh_obj=team).order_by("pgh_id").values_list("name", flat=True))
+    assert names == ["Scripted", "Updated by a bulk update"]
