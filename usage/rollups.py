@@ -29,15 +29,26 @@ WITH claimed AS (
 ), summed AS (
     SELECT account_id, meter_id, day, sum(quantity) AS quantity, sum(event_count) AS event_count
     FROM claimed GROUP BY 1, 2, 3
+), flat AS (
+    -- Meters with a single open-ended tier: a day's revenue depends on that day alone.
+    SELECT meter_id, min(unit_price) AS price FROM usage_metertier
+    GROUP BY meter_id HAVING count(*) = 1 AND bool_and(up_to IS NULL)
 ), upserted AS (
     INSERT INTO usage_dailyrollup AS r (account_id, meter_id, day, quantity, revenue, event_count)
-    SELECT account_id, meter_id, day, quantity, 0, event_count FROM summed
+    SELECT s.account_id, s.meter_id, s.day, s.quantity, COALESCE(round(s.quantity * f.price, 6), 0), s.event_count
+    FROM summed s LEFT JOIN flat f USING (meter_id)
     ON CONFLICT (account_id, meter_id, day) DO UPDATE
-        SET quantity = r.quantity + EXCLUDED.quantity, event_count = r.event_count + EXCLUDED.event_count
+        SET quantity = r.quantity + EXCLUDED.quantity,
+            event_count = r.event_count + EXCLUDED.event_count,
+            revenue = COALESCE(
+                round((r.quantity + EXCLUDED.quantity) * (SELECT f.price FROM flat f WHERE f.meter_id = r.meter_id), 6),
+                r.revenue)
     RETURNING account_id, meter_id, day
 )
+-- Tiered meters price on the month's running volume: their months are re-priced next.
 INSERT INTO _touched_months (account_id, meter_id, month)
 SELECT DISTINCT account_id, meter_id, date_trunc('month', day)::date FROM upserted
+WHERE meter_id NOT IN (SELECT meter_id FROM flat)
 ON CONFLICT DO NOTHING
 """
 

@@ -79,8 +79,10 @@ def test_a_late_event_reopens_its_day_and_reprices_the_rest_of_the_month(acme, t
 
 
 def test_days_are_utc_days(acme, tokens):
-    ingest_batch([ev("a", dt.datetime(2026, 10, 1, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5))), "1")],
-                 received_at=RECEIVED)
+    ingest_batch(
+        [ev("a", dt.datetime(2026, 10, 1, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5))), "1")],
+        received_at=RECEIVED,
+    )
     fold_all_deltas()
 
     assert list(rollups()) == [dt.date(2026, 10, 2)]
@@ -136,19 +138,25 @@ def test_first_seen_records_the_earliest_day_of_each_meter_workload_and_region(a
 def test_rebuild_from_raw_events_gives_identical_rows(acme, tokens):
     Account.objects.create(external_id="beta", name="Beta", segment=Segment.SMB)
     ingest_batch(
-        [ev("a", at(1), "600"), ev("b", at(2), "700", account="beta"), ev("c", at(2), "0.5"),
-         ev("d", at(30, month=11), "2000")],
+        [
+            ev("a", at(1), "600"),
+            ev("b", at(2), "700", account="beta"),
+            ev("c", at(2), "0.5"),
+            ev("d", at(30, month=11), "2000"),
+        ],
         received_at=RECEIVED,
     )
     ingest_batch([ev("late", at(1), "900")], received_at=RECEIVED)
     fold_all_deltas()
-    incremental = sorted(DailyRollup.objects.values_list("account_id", "meter_id", "day", "quantity", "revenue",
-                                                           "event_count"))
+    incremental = sorted(
+        DailyRollup.objects.values_list("account_id", "meter_id", "day", "quantity", "revenue", "event_count")
+    )
 
     rebuild_from_events()
 
-    rebuilt = sorted(DailyRollup.objects.values_list("account_id", "meter_id", "day", "quantity", "revenue",
-                                                      "event_count"))
+    rebuilt = sorted(
+        DailyRollup.objects.values_list("account_id", "meter_id", "day", "quantity", "revenue", "event_count")
+    )
     assert rebuilt == incremental
 
 
@@ -163,8 +171,12 @@ def deliveries(draw):
     """A set of distinct events, then a delivery: duplicated, shuffled and cut into batches."""
     ids = draw(st.lists(_event_ids, min_size=1, max_size=10, unique=True))
     events = [
-        ev(f"e{i}", at(draw(st.integers(1, 28)), draw(st.integers(0, 23)), month=draw(st.sampled_from([9, 10]))),
-           str(draw(_quantities)), account=draw(st.sampled_from(["acme", "beta"])))
+        ev(
+            f"e{i}",
+            at(draw(st.integers(1, 28)), draw(st.integers(0, 23)), month=draw(st.sampled_from([9, 10]))),
+            str(draw(_quantities)),
+            account=draw(st.sampled_from(["acme", "beta"])),
+        )
         for i in ids
     ]
     # Retries carry the same id; a retry may even carry another time and quantity.
@@ -196,9 +208,7 @@ def _snapshot():
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=deliveries())
-def test_any_interleaving_of_duplicates_and_late_events_gives_the_rollups_of_the_deduplicated_set(
-    acme, tokens, case
-):
+def test_any_interleaving_of_duplicates_and_late_events_gives_the_rollups_of_the_deduplicated_set(acme, tokens, case):
     winners, batches, fold_after = case
     Account.objects.get_or_create(external_id="beta", defaults={"name": "Beta", "segment": Segment.SMB})
 
@@ -215,3 +225,17 @@ def test_any_interleaving_of_duplicates_and_late_events_gives_the_rollups_of_the
     fold_all_deltas()
 
     assert _snapshot() == expected
+
+
+def test_a_flat_priced_meter_is_priced_per_day_at_fold_time(acme):
+    calls = Meter.objects.create(key="calls", name="Calls", unit="call")
+    MeterTier.objects.create(meter=calls, up_to=None, unit_price=Decimal("0.0015"))
+    ingest_batch([ev("a", at(1), "1000", meter="calls")], received_at=RECEIVED)
+    fold_all_deltas()
+
+    ingest_batch([ev("b", at(1, hour=20), "333.5", meter="calls")], received_at=RECEIVED)
+    result = fold_deltas()
+
+    # 1,333.5 calls × 0.0015 = 2.00025, computed in the upsert: nothing left to re-price.
+    assert rollups() == {dt.date(2026, 10, 1): (Decimal("1333.5"), Decimal("2.00025"), 2)}
+    assert result.repriced_rows == 0
