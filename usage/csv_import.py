@@ -84,8 +84,10 @@ def _validation_sql(columns: list[str]) -> str:
     checks = [
         f"""('id', CASE WHEN {c["id"]} IS NULL OR btrim({c["id"]}) = '' THEN 'is required'
                   WHEN length(btrim({c["id"]})) > 200 THEN 'is longer than 200 characters' END)""",
-        f"""('account', CASE WHEN {c["account"]} IS NULL OR btrim({c["account"]}) = '' THEN 'is required' END)""",
-        f"""('meter', CASE WHEN {c["meter"]} IS NULL OR btrim({c["meter"]}) = '' THEN 'is required' END)""",
+        f"""('account', CASE WHEN {c["account"]} IS NULL OR btrim({c["account"]}) = '' THEN 'is required'
+                  WHEN length(btrim({c["account"]})) > 200 THEN 'is longer than 200 characters' END)""",
+        f"""('meter', CASE WHEN {c["meter"]} IS NULL OR btrim({c["meter"]}) = '' THEN 'is required'
+                  WHEN length(btrim({c["meter"]})) > 200 THEN 'is longer than 200 characters' END)""",
         f"""('time', CASE
             WHEN {c["time"]} IS NULL OR btrim({c["time"]}) = '' THEN 'is required'
             WHEN btrim({c["time"]}) ~ '{_TIME_NAIVE}' THEN format('''%s'' has no time zone; add Z or an offset', btrim({c["time"]}))
@@ -133,7 +135,9 @@ def _literal(text: str) -> str:
 
 
 def _events_view_sql(columns: list[str]) -> str:
-    """The staging rows as events (typed, keyed, with references resolved), one per key."""
+    """The staging rows typed once (``_usage_rows``), then as events keyed and resolved, one per
+    key in key order (``_usage_events``): materialized because the store statement reads
+    them twice, and sorted so the key index is filled in order."""
     c = {name: _col(columns, name) for name in REQUIRED + OPTIONAL}
     source = f"COALESCE(NULLIF(btrim({c['source']}), ''), '{DEFAULT_SOURCE}')" if c["source"] else f"'{DEFAULT_SOURCE}'"
     extras = [name for name in columns if name not in REQUIRED + OPTIONAL]
@@ -146,36 +150,38 @@ def _events_view_sql(columns: list[str]) -> str:
     if c["properties"]:
         props = f"({props} || COALESCE(usage_try_jsonb(NULLIF(btrim({c['properties']}), '')), '{{}}'::jsonb))"
     return f"""
-        CREATE TEMP VIEW _usage_rows AS
+        CREATE TEMP TABLE _usage_rows ON COMMIT DROP AS
+        SELECT DISTINCT ON (source, event_id) * FROM (
         SELECT s.seq, {source} AS source, btrim({c["id"]}) AS event_id,
                btrim({c["account"]}) AS account_ref, btrim({c["meter"]}) AS meter_ref,
                btrim({c["time"]})::timestamptz AS occurred_at, btrim({c["quantity"]})::numeric(28, 6) AS quantity,
                {props} AS properties
-        FROM _usage_stage s;
+        FROM _usage_stage s) typed
+        -- The first copy of an id in the file counts, whatever its account or meter.
+        ORDER BY source, event_id, seq;
 
-        CREATE TEMP VIEW _usage_events AS
-        SELECT DISTINCT ON (key) md5(r.source || chr(31) || r.event_id)::uuid AS key, r.source, r.event_id,
+        CREATE TEMP TABLE _usage_events ON COMMIT DROP AS
+        SELECT md5(r.source || chr(31) || r.event_id)::uuid AS key, r.source, r.event_id,
                a.id AS account_id, m.id AS meter_id, r.occurred_at, r.quantity, r.properties
         FROM _usage_rows r
         JOIN accounts_account a ON a.external_id = r.account_ref
         JOIN usage_meter m ON m.key = r.meter_ref
-        ORDER BY key, r.seq;
+        ORDER BY key;
     """  # noqa: S608
 
 
 _QUARANTINE_SQL = """
 INSERT INTO usage_quarantinedevent
     (source, event_id, account_ref, meter_ref, occurred_at, quantity, properties, reason, received_at)
-SELECT DISTINCT ON (r.source, r.event_id) r.source, r.event_id, r.account_ref, r.meter_ref, r.occurred_at,
+SELECT r.source, r.event_id, r.account_ref, r.meter_ref, r.occurred_at,
        r.quantity, r.properties,
-       CASE WHEN a.id IS NULL THEN format('unknown account ''%%s''', r.account_ref)
-            ELSE format('unknown meter ''%%s''', r.meter_ref) END,
+       CASE WHEN a.id IS NULL THEN format('unknown account ''%%s''', left(r.account_ref, 120))
+            ELSE format('unknown meter ''%%s''', left(r.meter_ref, 120)) END,
        %(received_at)s
 FROM _usage_rows r
 LEFT JOIN accounts_account a ON a.external_id = r.account_ref
 LEFT JOIN usage_meter m ON m.key = r.meter_ref
 WHERE a.id IS NULL OR m.id IS NULL
-ORDER BY r.source, r.event_id, r.seq
 ON CONFLICT (source, event_id) DO NOTHING
 """
 
@@ -197,8 +203,7 @@ def import_usage_stream(
         cursor.execute("SET LOCAL jit = off")
         cursor.execute("SET LOCAL work_mem = '256MB'")
         # A previous import in the same outer transaction may have left them.
-        cursor.execute("DROP VIEW IF EXISTS _usage_events, _usage_rows")
-        cursor.execute("DROP TABLE IF EXISTS _usage_stage")
+        cursor.execute("DROP TABLE IF EXISTS _usage_events, _usage_rows, _usage_stage")
         cursor.execute(
             "CREATE TEMP TABLE _usage_stage (seq bigint GENERATED ALWAYS AS IDENTITY, "
             + ", ".join(f"c{i} text" for i in range(len(columns)))

@@ -68,6 +68,8 @@ def parse_identifier(value: Any, name: str, *, required: bool = True) -> str:
     text = str(value).strip()
     if not text:
         raise EventError(name, "must not be blank")
+    if "\x00" in text:
+        raise EventError(name, "contains a NUL character")
     if len(text) > MAX_ID_LENGTH:
         raise EventError(name, f"is longer than {MAX_ID_LENGTH} characters")
     return text
@@ -130,7 +132,19 @@ def parse_properties(value: Any, name: str = "properties") -> dict[str, Any]:
             raise EventError(name, "is not valid JSON") from None
     if not isinstance(value, dict):
         raise EventError(name, "must be a JSON object")
+    if _has_nul(value):
+        raise EventError(name, "contains a NUL character (PostgreSQL cannot store it)")
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def parse_native(obj: Any) -> EventIn:
@@ -157,7 +171,7 @@ def parse_cloudevent(obj: Any) -> EventIn:
     data = obj.get("data")
     if not isinstance(data, dict):
         raise EventError("data", "must be a JSON object with a quantity")
-    properties = {key: value for key, value in data.items() if key != "quantity"}
+    properties = parse_properties({key: value for key, value in data.items() if key != "quantity"}, "data")
     return EventIn(
         source=parse_identifier(obj.get("source"), "source"),
         event_id=parse_identifier(obj.get("id"), "id"),

@@ -63,9 +63,9 @@ def resolve_references(events: Sequence[EventIn]) -> Resolved:
         account_id = accounts.get(event.account_ref)
         meter_id = meters.get(event.meter_ref)
         if account_id is None:
-            unknown.append((event, f"unknown account '{event.account_ref}'"))
+            unknown.append((event, f"unknown account '{event.account_ref[:120]}'"))
         elif meter_id is None:
-            unknown.append((event, f"unknown meter '{event.meter_ref}'"))
+            unknown.append((event, f"unknown meter '{event.meter_ref[:120]}'"))
         else:
             rows.append((event, account_id, meter_id))
     return Resolved(rows, unknown)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
@@ -22,7 +21,6 @@ from usage.models import ImportJob, ImportKind
 logger = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
-PROGRESS_TTL_S = 3600
 
 
 def _importers() -> dict[str, Callable[[BinaryIO], object]]:
@@ -81,16 +79,40 @@ def import_job_create(*, kind: str, upload: UploadedFile, user) -> ImportJob:
     return job
 
 
-def progress_key(job_id: int) -> str:
-    return f"import-progress:{job_id}"
-
-
 def import_job_progress(job: ImportJob) -> int | None:
     """Percent of the file read, while it runs."""
     if job.status != ImportJob.Status.RUNNING:
         return 100 if job.status == ImportJob.Status.SUCCEEDED else None
-    done = cache.get(progress_key(job.pk)) or 0
-    return min(99, int(done * 100 / job.size_bytes)) if job.size_bytes else 0
+    return min(99, int(job.bytes_done * 100 / job.size_bytes)) if job.size_bytes else 0
+
+
+class _ProgressWriter:
+    """Records bytes read on the job row through its own autocommit connection.
+
+    The import holds its connection inside COPY (and its transaction would hide the row
+    from the polling page anyway), so progress cannot go through Django's connection, nor
+    through the database cache, which shares it.
+    """
+
+    def __init__(self, job: ImportJob) -> None:
+        import psycopg
+        from django.db import connection
+
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        self._conn = psycopg.connect(**params, autocommit=True)
+        self._job_id = job.pk
+        self._step = max(1, job.size_bytes // 100)  # a write per ~1 %
+        self._last = 0
+
+    def __call__(self, done: int) -> None:
+        if done - self._last >= self._step:
+            self._conn.execute("UPDATE usage_importjob SET bytes_done = %s WHERE id = %s", [done, self._job_id])
+            self._last = done
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def import_job_run(job_id: int) -> ImportJob | None:
@@ -101,14 +123,7 @@ def import_job_run(job_id: int) -> ImportJob | None:
     if not claimed:
         return None
     job = ImportJob.objects.get(pk=job_id)
-    last_reported = [0]
-
-    def progress(done: int) -> None:
-        # A cache write per ~1% keeps the page moving without a write per chunk.
-        if done - last_reported[0] >= max(1, job.size_bytes // 100):
-            cache.set(progress_key(job.pk), done, PROGRESS_TTL_S)
-            last_reported[0] = done
-
+    progress = _ProgressWriter(job)
     importer = _importers()[job.kind]
     try:
         with open(job.path, "rb") as stream:
@@ -140,8 +155,8 @@ def import_job_run(job_id: int) -> ImportJob | None:
     else:
         _finish(job, ImportJob.Status.SUCCEEDED, summary=summary)
     finally:
+        progress.close()
         Path(job.path).unlink(missing_ok=True)
-        cache.delete(progress_key(job.pk))
     return job
 
 

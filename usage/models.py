@@ -215,7 +215,7 @@ class ImportJob(models.Model):
     sha256 = models.CharField(max_length=64)
     size_bytes = models.BigIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    rows_done = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0, help_text="Bytes of the file read so far (progress).")
     rows_total = models.BigIntegerField(null=True, blank=True)
     summary = models.JSONField(default=dict, help_text="Counts: created/updated or accepted/duplicates/…")
     errors = models.JSONField(default=list, help_text="Up to 1,000 problems: line, column, reason.")
