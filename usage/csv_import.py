@@ -213,11 +213,6 @@ def import_usage_stream(
         cursor.execute("SELECT count(*) FROM _usage_stage")
         rows = cursor.fetchone()[0]
         report = ImportReport(summary={"rows": rows})
-        cursor.execute(_validation_sql(columns))
-        for line, column, reason in cursor:
-            report.add(line, column, reason)
-        if not report.ok:
-            raise ImportRejected(report)
         if rows == 0:
             report.add(2, "", "the file has a header but no rows")
             raise ImportRejected(report)
@@ -237,6 +232,14 @@ def import_usage_stream(
             return UsageImportResult(
                 rows=rows, accepted=0, duplicates=rows, quarantined=0, already_imported_on=cursor.fetchone()[0]
             )
+
+        # Only a file never imported before is validated (a rejected file leaves no checksum:
+        # its transaction rolls back).
+        cursor.execute(_validation_sql(columns))
+        for line, column, reason in cursor:
+            report.add(line, column, reason)
+        if not report.ok:
+            raise ImportRejected(report)
 
         cursor.execute(_events_view_sql(columns))
         cursor.execute("SELECT DISTINCT date_trunc('month', occurred_at AT TIME ZONE 'UTC')::date FROM _usage_rows")
