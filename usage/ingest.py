@@ -21,12 +21,14 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
+from psycopg.errors import DeadlockDetected
 
 from accounts.models import Account
 from usage.events import EventIn
 from usage.models import Meter
 
+DEADLOCK_RETRIES = 3
 # Months whose partition this process knows exists (partitions are never created twice).
 _known_partitions: set[dt.date] = set()
 
@@ -164,6 +166,8 @@ WITH fresh AS (
     ) firsts
     WHERE value IS NOT NULL AND value <> ''
     GROUP BY 1, 2, 3
+    -- Concurrent batches lock shared first-seen rows in one global order: no deadlocks.
+    ORDER BY 1, 2, 3
     ON CONFLICT (account_id, kind, value) DO UPDATE SET first_day = LEAST(usage_firstseen.first_day, EXCLUDED.first_day)
     WHERE EXCLUDED.first_day < usage_firstseen.first_day
     RETURNING 1
@@ -263,12 +267,19 @@ def ingest_batch(events: Sequence[EventIn], *, received_at: dt.datetime) -> Stor
     unique, in_batch_duplicates = dedupe_within_batch(events)
     resolved = resolve_references(unique)
     ensure_partitions(event.occurred_at.date() for event, _, _ in resolved.rows)
-    with transaction.atomic():
-        result = store_events(resolved.rows, received_at=received_at)
-        result.add(quarantine_events(resolved.unknown, received_at=received_at))
-        if result.accepted:
-            from usage.tasks import schedule_rollup_fold
+    for attempt in range(1, DEADLOCK_RETRIES + 1):
+        try:
+            with transaction.atomic():
+                result = store_events(resolved.rows, received_at=received_at)
+                result.add(quarantine_events(resolved.unknown, received_at=received_at))
+                if result.accepted:
+                    from usage.tasks import schedule_rollup_fold
 
-            transaction.on_commit(schedule_rollup_fold)
+                    transaction.on_commit(schedule_rollup_fold)
+            break
+        except OperationalError as exc:
+            # Nothing was written: the whole batch is retried (its keys decide again).
+            if not isinstance(exc.__cause__, DeadlockDetected) or attempt == DEADLOCK_RETRIES:
+                raise
     result.duplicates += in_batch_duplicates
     return result
