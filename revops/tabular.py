@@ -42,7 +42,9 @@ class ImportReport:
     def lines(self) -> list[str]:
         """Human-readable, one problem a line, as the command prints them."""
         out = [
-            f"line {e['line']}, column {e['column']}: {e['reason']}" if e["column"] else f"line {e['line']}: {e['reason']}"
+            f"line {e['line']}, column {e['column']}: {e['reason']}"
+            if e["column"]
+            else f"line {e['line']}: {e['reason']}"
             for e in self.errors
         ]
         if self.error_count > len(self.errors):

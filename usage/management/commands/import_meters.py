@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
-
-from revops.tabular import ImportRejected
+from revops.import_command import ImportCommand
 from usage.reference_import import import_meters
 
 
-class Command(BaseCommand):
+class Command(ImportCommand):
     help = (
         "Import meters from a CSV file, creating or updating them by key. "
         "Columns: key,name,unit,unit_price[,product_line][,feature]. "
@@ -14,23 +12,5 @@ class Command(BaseCommand):
         "Any invalid row: nothing is imported, every problem is printed to stderr, exit status 1. "
         "See docs/imports.md."
     )
-
-    def add_arguments(self, parser):
-        parser.add_argument("file", help="CSV file, UTF-8, comma-separated, with a header line")
-
-    def handle(self, *args, file: str, **options):
-        try:
-            with open(file, "rb") as stream:
-                report = import_meters(stream)
-        except OSError as exc:
-            raise CommandError(f"{file}: {exc.strerror or exc}") from None
-        except ImportRejected as exc:
-            for line in exc.report.lines():
-                self.stderr.write(line)
-            raise CommandError(exc.message) from None
-        counts = report.summary
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Meters: {counts['created']} created, {counts['updated']} updated, {counts['unchanged']} unchanged."
-            )
-        )
+    noun = "Meters"
+    importer = staticmethod(import_meters)
