@@ -201,6 +201,50 @@ def sample_waits(url: str, every: float, stop: threading.Event, tally: dict[str,
                 tally[label] = tally.get(label, 0) + 1
 
 
+class CpuTimes:
+    """CPU seconds used by groups of processes (gunicorn, the database backends, the clients)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.start = {name: self._times(pids) for name, pids in groups.items()}
+
+    @staticmethod
+    def _times(pids: list[int]) -> dict[int, float]:
+        import psutil
+
+        out = {}
+        for pid in pids:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            out[pid] = times.user + times.system
+        return out
+
+    def used(self, groups: dict[str, list[int]]) -> dict[str, float]:
+        result = {}
+        for name, pids in groups.items():
+            now = self._times(pids)
+            before = self.start.get(name, {})
+            result[name] = sum(t - before.get(pid, 0.0) for pid, t in now.items())
+        return result
+
+
+def process_groups(proc, workers, url: str) -> dict[str, list[int]]:
+    import psutil
+    import psycopg
+
+    gunicorn = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        backends = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+        ]
+    return {"gunicorn": gunicorn, "postgres": backends, "clients": [w.pid for w in workers]}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.api_ingest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=30.0, help="Measured seconds (default 30).")
@@ -278,11 +322,14 @@ def main(argv: list[str] | None = None) -> int:
         while time.time() < measure_from:
             time.sleep(0.05)
         cpu = common.MachineCpu()
+        cpu_times = CpuTimes(process_groups(proc, workers, url))
         sampler = threading.Thread(target=sample_waits, args=(url, 0.1, stop_sampling, waits), daemon=True)
         sampler.start()
         collected = [results.get(timeout=args.warmup + args.duration + 180) for _ in workers]
         stop_sampling.set()
         cpu_line = cpu.report()
+        cpu_used = cpu_times.used(process_groups(proc, [], url) | {"clients": [w.pid for w in workers]})
+        cpu_until = time.time()
         for worker in workers:
             worker.join(timeout=10)
         stop_folding.set()
@@ -314,6 +361,20 @@ def main(argv: list[str] | None = None) -> int:
     worst = latencies[-1] if latencies else float("nan")
 
     common.note(cpu_line)
+    acked_after = sum(
+        1
+        for _i, records, _e, _m in collected
+        for started, ended, status, _a in records
+        if status == 200 and ended >= measure_from
+    )
+    if acked_after:
+        per_batch = {name: 1000 * seconds / acked_after for name, seconds in cpu_used.items()}
+        common.note(
+            f"CPU per {args.batch:,}-event batch over the window ({cpu_until - measure_from:.0f} s): "
+            + ", ".join(f"{name} {ms:.0f} ms" for name, ms in per_batch.items())
+            + f" (total {sum(per_batch.values()):.0f} ms; {os.cpu_count()} cores)"
+        )
+        summary_cpu = " / ".join(f"{ms:.0f}" for ms in per_batch.values())
     common.note(
         f"{len(ok):,} batches acknowledged in the {args.duration:.0f} s window ({warm} during warm-up); "
         f"HTTP statuses over the whole run: {statuses}"
@@ -344,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     summary.check("sustained events/s", f"{rate:,.0f}/s", f"≥ {BUDGET_RATE:,}/s", rate >= BUDGET_RATE)
     summary.check("p99 ack latency / batch", f"{p99:.0f} ms", f"< {BUDGET_P99_MS} ms", p99 < BUDGET_P99_MS)
     summary.info("p50 / p95 / max latency", f"{p50:.0f} / {p95:.0f} / {worst:.0f} ms")
+    if acked_after:
+        summary.info("CPU ms per batch: gunicorn / postgres / clients", summary_cpu)
     non_ok = sum(n for s, n in statuses.items() if s != 200)
     summary.check("non-200 answers", f"{non_ok}", "0", non_ok == 0)
     deadlocks = log_text.count("deadlock detected")
