@@ -23,6 +23,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -394,8 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     log_text = log_path.read_text(errors="replace")
     tracebacks = log_text.count("Traceback")
     if tracebacks:
-        common.note(f"gunicorn log: {tracebacks} traceback(s); the last 2,000 characters:")
+        common.note(f"gunicorn log: {tracebacks} traceback(s), kept at {log_path}; the last 2,000 characters:")
         print(log_text[-2000:])
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     if folds:
         common.note(
             f"concurrent folds: {len(folds)}, {sum(f[1] for f in folds):,} delta rows, "
