@@ -19,31 +19,17 @@ from accounts.models import Account, Contract, Ownership
 from revops.people_import import import_people
 from revops.tabular import ImportRejected
 from tests.conftest import worker_database_url
+from tests.import_helpers import EXAMPLES, csv_file, example, rejected
 
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "docs" / "examples"
 ACCOUNTS_HEADER = "external_id,name,parent_external_id,segment,region,industry,status"
 CONTRACTS_HEADER = (
     "external_id,account,pricing_model,signed_on,start_on,end_on,committed_arr,tcv,"
     "included_units,base_fee,credits,deal_desk_estimate,ae_estimate,ramp_days,amends"
 )
 OWNERS_HEADER = "account,email,role,start_on,end_on"
-
-
-def example(name: str) -> io.BytesIO:
-    return io.BytesIO((EXAMPLES / f"{name}.csv").read_bytes())
-
-
-def csv_file(*lines: str) -> io.BytesIO:
-    return io.BytesIO(("\n".join(lines) + "\n").encode())
-
-
-def rejected(importer, stream) -> list[dict]:
-    with pytest.raises(ImportRejected) as caught:
-        importer(stream)
-    return caught.value.report.errors
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -11,27 +10,17 @@ from django.core.management.base import CommandError
 
 from revops.models import Role, Team, User
 from revops.people_import import import_people
-from revops.tabular import ImportRejected
 from tests.factories import TEST_PASSWORD, TeamFactory, UserFactory
+from tests.import_helpers import EXAMPLES, csv_file, example
+from tests.import_helpers import rejected as rejected_by
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 HEADER = "email,name,role,team,manager_email"
 
 
-def example(name: str) -> io.BytesIO:
-    return io.BytesIO((EXAMPLES / f"{name}.csv").read_bytes())
-
-
-def csv_file(*lines: str) -> io.BytesIO:
-    return io.BytesIO(("\n".join(lines) + "\n").encode())
-
-
 def rejected(stream) -> list[dict]:
-    with pytest.raises(ImportRejected) as caught:
-        import_people(stream)
-    return caught.value.report.errors
+    return rejected_by(import_people, stream)
 
 
 def test_example_people_file_imports_people_teams_and_managers():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -12,30 +11,16 @@ from django.core.management.base import CommandError
 
 from accounts.imports import import_accounts, import_contracts, import_owners
 from revops.people_import import import_people
-from revops.tabular import CellError, ImportRejected
+from revops.tabular import CellError
+from tests.import_helpers import EXAMPLES, csv_file, example, rejected
 from usage.csv_import import import_usage_stream
 from usage.models import Meter, MeterTier, ProductRelease, UsageEvent
 from usage.reference_import import import_meters, import_releases, parse_tiers
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 METERS_HEADER = "key,name,unit,unit_price,product_line,feature"
 RELEASES_HEADER = "date,name,meters,notes"
-
-
-def example(name: str) -> io.BytesIO:
-    return io.BytesIO((EXAMPLES / f"{name}.csv").read_bytes())
-
-
-def csv_file(*lines: str) -> io.BytesIO:
-    return io.BytesIO(("\n".join(lines) + "\n").encode())
-
-
-def rejected(importer, stream) -> list[dict]:
-    with pytest.raises(ImportRejected) as caught:
-        importer(stream)
-    return caught.value.report.errors
 
 
 def tiers_of(key: str) -> list[tuple[Decimal | None, Decimal]]:
