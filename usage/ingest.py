@@ -90,12 +90,9 @@ def ensure_partitions(months: Iterable[dt.date]) -> None:
                 cursor.execute("SELECT usage_ensure_partition(%s)", [month])
         return
     if connection.in_atomic_block:
-        import psycopg
+        from revops.db import side_connection
 
-        params = connection.get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        with psycopg.connect(**params, autocommit=True) as side:
+        with side_connection() as side:
             for month in missing:
                 side.execute("SELECT usage_ensure_partition(%s)", [month])
     else:

@@ -95,13 +95,9 @@ class _ProgressWriter:
     """
 
     def __init__(self, job: ImportJob) -> None:
-        import psycopg
-        from django.db import connection
+        from revops.db import side_connection
 
-        params = connection.get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        self._conn = psycopg.connect(**params, autocommit=True)
+        self._conn = side_connection()
         self._job_id = job.pk
         self._step = max(1, job.size_bytes // 100)  # a write per ~1 %
         self._last = 0

@@ -7,11 +7,11 @@ import json
 import threading
 from decimal import Decimal
 
-import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
 
+from revops.db import side_connection
 from tests.usage.conftest import event
 from usage.api_keys import api_key_create, api_key_revoke
 from usage.models import ApiKey, QuarantinedEvent, UsageEvent
@@ -245,10 +245,7 @@ def test_accepted_events_are_committed_before_the_response(post_events, acme, me
     assert response.status_code == 200
 
     # A separate connection sees them: the answer came after COMMIT, not before.
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    with psycopg.connect(**params) as other:
+    with side_connection() as other:
         count = other.execute("SELECT count(*) FROM usage_event WHERE event_id = 'committed'").fetchone()[0]
     assert count == 1
 
