@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from django.apps import apps
 from django.db import connection
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
@@ -193,6 +194,7 @@ CONTRACT_REQUIRED = [
 ]
 CONTRACT_OPTIONAL = [
     "included_units",
+    "included_meter",
     "base_fee",
     "credits",
     "deal_desk_estimate",
@@ -211,6 +213,7 @@ CONTRACT_FIELDS = [
     "committed_arr",
     "tcv",
     "included_units",
+    "included_meter",
     "base_fee",
     "credits",
     "deal_desk_estimate",
@@ -248,6 +251,8 @@ def import_contracts(stream: BinaryIO) -> ImportReport:
         }
         if row.has("included_units"):
             values["included_units"] = row.decimal("included_units", places=QUANTITY_PLACES, digits=QUANTITY_DIGITS)
+        if row.has("included_meter"):
+            values["included_meter"] = row.text("included_meter", max_length=64)
         for name in OPTIONAL_MONEY:
             if row.has(name):
                 values[name] = row.decimal(name)
@@ -272,6 +277,11 @@ def import_contracts(stream: BinaryIO) -> ImportReport:
     accounts = dict(
         Account.objects.filter(external_id__in={c.account for c in parsed.values()}).values_list("external_id", "id")
     )
+    # Contracts name meters by key; the meter model lives in the usage app (built on this one).
+    meter_keys = {c.values.get("included_meter") for c in parsed.values()} - {None, ""}
+    known_meters = set(
+        apps.get_model("usage", "Meter").objects.filter(key__in=meter_keys).values_list("key", flat=True)
+    )
     referenced = set(parsed) | {c.amends for c in parsed.values() if c.amends}
     stored = {
         contract.pk: contract
@@ -288,6 +298,9 @@ def import_contracts(stream: BinaryIO) -> ImportReport:
         row = contract.row
         if contract.account and contract.account not in accounts:
             row.error("account", f"unknown account '{contract.account}'")
+        meter_key = contract.values.get("included_meter")
+        if meter_key and meter_key not in known_meters:
+            row.error("included_meter", f"unknown meter '{meter_key}'")
         if contract.amends is not None:
             if contract.amends and contract.amends not in parsed and contract.amends not in existing:
                 row.error("amends", f"unknown contract '{contract.amends}' (not in this file or the database)")

@@ -122,6 +122,9 @@ class Contract(models.Model):
     committed_arr = models.DecimalField(**MONEY, default=0)
     tcv = models.DecimalField("TCV", **MONEY, default=0)
     included_units = models.DecimalField(**QUANTITY, null=True, blank=True, help_text="Per month (hybrid).")
+    included_meter = models.CharField(
+        max_length=64, blank=True, help_text="Key of the meter whose quantity the included units count (hybrid)."
+    )
     base_fee = models.DecimalField(**MONEY, null=True, blank=True, help_text="Per month (hybrid).")
     credits = models.DecimalField(**MONEY, null=True, blank=True, help_text="Purchased (credit plans).")
     deal_desk_estimate = models.DecimalField(

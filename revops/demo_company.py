@@ -330,6 +330,7 @@ class ContractPlan:
     committed_arr: Decimal
     tcv: Decimal
     included_units: Decimal | None
+    included_meter: str
     base_fee: Decimal | None
     credits: Decimal | None
     deal_desk_estimate: Decimal
@@ -640,6 +641,7 @@ def _contract(
         committed_arr=committed,
         tcv=tcv,
         included_units=included,
+        included_meter=METERS[0].key if included is not None else "",
         base_fee=base_fee,
         credits=credits,
         deal_desk_estimate=_money(float(committed) * rng.uniform(0.55, 0.9), 100),
@@ -1153,6 +1155,7 @@ def _load_contracts(plan: CompanyPlan, account_ids: dict[str, int]) -> int:
                     committed_arr=c.committed_arr,
                     tcv=c.tcv,
                     included_units=c.included_units,
+                    included_meter=c.included_meter,
                     base_fee=c.base_fee,
                     credits=c.credits,
                     deal_desk_estimate=c.deal_desk_estimate,

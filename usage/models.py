@@ -7,6 +7,8 @@ metric and job reads ``DailyRollup``, never raw events.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pghistory
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -247,3 +249,273 @@ class ImportedUsageFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sha256[:12]}… ({self.rows} rows, {self.imported_at:%Y-%m-%d})"
+
+
+# --- Shared metrics and alerts ---------------------------------------------------------
+
+
+class Band(models.TextChoices):
+    """Burn-rate bands (DOMAIN.md): what the account team should do next."""
+
+    EXPAND = "expand", "Pitch expansion (≥ 70%)"
+    ADOPT = "adopt", "Drive adoption (40–70%)"
+    ESCALATE = "escalate", "Escalate (< 40%)"
+    NONE = "none", "No commitment in force"
+
+
+class AccountMetrics(models.Model):
+    """One account's shared metrics as of one day, hierarchy rolled up (the account and
+    every division below it). Written only by ``usage.services.refresh_metrics``; pages
+    read these rows instead of aggregating rollups per request. Ratios are fractions."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="metrics")
+    as_of = models.DateField()
+    run_rate = models.DecimalField(max_digits=18, decimal_places=2)
+    committed_arr = models.DecimalField(max_digits=18, decimal_places=2)
+    burn_rate = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    band = models.CharField(max_length=16, choices=Band.choices)
+    commit_pacing = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    projected_burn_at_term_end = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    consumption_rate = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    credit_balance = models.DecimalField(max_digits=18, decimal_places=2, null=True)
+    credits_run_out_on = models.DateField(null=True)
+    ttfbe_days = models.IntegerField(null=True)
+    mom_growth = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    expansion_velocity = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    net_new_arr = models.DecimalField(max_digits=18, decimal_places=2)
+    revenue_30d = models.DecimalField(max_digits=18, decimal_places=2)
+    consumed_in_term = models.DecimalField(max_digits=18, decimal_places=2)
+    last_usage_on = models.DateField(null=True)
+    meters_active = models.IntegerField()
+    workloads = models.IntegerField()
+    feature_adoption = models.DecimalField(max_digits=6, decimal_places=4)
+    health_score = models.PositiveSmallIntegerField()
+    health_components = models.JSONField(default=list)
+    # Daily revenue for the trailing 56 days as strings (the book's sparkline).
+    trend = models.JSONField(default=list)
+    next_gate = models.CharField(max_length=24, blank=True)
+    next_gate_on = models.DateField(null=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "as_of"], name="accountmetrics_account_as_of")]
+        indexes = [models.Index(fields=["as_of", "account"])]
+        verbose_name_plural = "account metrics"
+
+    def __str__(self) -> str:
+        return f"{self.account} as of {self.as_of}"
+
+
+class AlertKind(models.TextChoices):
+    BELOW_FLOOR = "below_floor", "Burn below the payout floor"
+    CLAWBACK_RISK = "clawback_risk", "Clawback risk"
+    SUDDEN_DECLINE = "sudden_decline", "Sudden decline"
+    PLATEAU = "plateau", "Plateau / stalled adoption"
+    NO_FIRST_USAGE = "no_first_usage", "No first billable event"
+    INCLUDED_70 = "included_70", "Included volume at 70%"
+    INCLUDED_90 = "included_90", "Included volume at 90%"
+    CREDITS_LOW = "credits_low", "Credits running out"
+    OVER_COMMIT = "over_commit", "Consumption over commit"
+
+
+class Severity(models.IntegerChoices):
+    # Higher sorts first in the triage queue.
+    CRITICAL = 4, "Critical"
+    HIGH = 3, "High"
+    MEDIUM = 2, "Medium"
+    LOW = 1, "Low"
+
+
+class AlertState(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    SNOOZED = "snoozed", "Snoozed"
+    RESOLVED = "resolved", "Resolved"
+    DISMISSED = "dismissed", "Dismissed"
+    CLEARED = "cleared", "Cleared (condition ended)"
+
+
+ACTIVE_ALERT_STATES = (AlertState.OPEN, AlertState.ACKNOWLEDGED, AlertState.SNOOZED)
+
+
+class Gate(models.TextChoices):
+    NONE = "", "—"
+    CHECKPOINT_90 = "checkpoint_90", "90-day checkpoint"
+    CLAWBACK_12M = "clawback_12m", "12-month clawback"
+
+
+class Alert(models.Model):
+    """A condition on one account that a CSM triages.
+
+    ``condition_active`` is true while the last evaluation still found the condition;
+    at most one alert per account and kind has it, so a refresh updates that alert and
+    never opens a second one. A resolved or dismissed alert keeps the slot until its
+    condition ends, so it does not re-open the next night.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=24, choices=AlertKind.choices)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices)
+    state = models.CharField(max_length=16, choices=AlertState.choices, default=AlertState.OPEN)
+    condition_active = models.BooleanField(default=True)
+    revenue_at_risk = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    gate = models.CharField(max_length=16, choices=Gate.choices, blank=True)
+    gate_on = models.DateField(null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts_owned"
+    )
+    escalated_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts_escalated"
+    )
+    opened_on = models.DateField(help_text="The metrics date on which the condition was first found.")
+    last_seen_on = models.DateField()
+    cleared_on = models.DateField(null=True, blank=True)
+    snoozed_until = models.DateField(null=True, blank=True)
+    outcome = models.TextField(blank=True)
+    # The inputs behind the alert (burn, thresholds, expected vs actual): shown as "why".
+    details = models.JSONField(default=dict)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind"], condition=Q(condition_active=True), name="alert_one_active_per_kind"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["owner", "state"]),
+            models.Index(fields=["state", "-severity", "-revenue_at_risk"]),
+            models.Index(fields=["account", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.account}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_ALERT_STATES
+
+
+class AlertEvent(models.Model):
+    """One step in an alert's history: who (nobody = the nightly job) did what, and why."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=24)
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["alert", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} on alert {self.alert_id}"
+
+
+@pghistory.track()
+class AlertSettings(models.Model):
+    """Thresholds for bands and alerts; one row, changed by an admin (System → Alert settings)."""
+
+    expand_band = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.70"))
+    escalate_band = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.40"))
+    payout_floor = models.DecimalField(
+        max_digits=5, decimal_places=4, default=Decimal("0.25"), help_text="Burn floor at the 90-day checkpoint."
+    )
+    clawback_floor = models.DecimalField(
+        max_digits=5, decimal_places=4, default=Decimal("0.40"), help_text="Projected 12-month burn floor."
+    )
+    run_rate_days = models.PositiveSmallIntegerField(default=30, help_text="N in the trailing-N-day run rate.")
+    decline_drop = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        default=Decimal("0.40"),
+        help_text="A day counts as declined below (1 − this) × its expected level …",
+    )
+    decline_mad_multiple = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("3"), help_text="… and more than this many robust deviations."
+    )
+    decline_days = models.PositiveSmallIntegerField(default=3, help_text="Consecutive declined days to alert.")
+    decline_min_daily_revenue = models.DecimalField(
+        max_digits=12, decimal_places=2, default=Decimal("10"), help_text="Ignore accounts expected below this a day."
+    )
+    plateau_days = models.PositiveSmallIntegerField(default=28, help_text="Run rate flat for this many days …")
+    plateau_tolerance = models.DecimalField(
+        max_digits=5, decimal_places=4, default=Decimal("0.05"), help_text="… within ± this fraction."
+    )
+    no_usage_days = models.PositiveSmallIntegerField(default=30, help_text="Days after start without usage to alert.")
+    included_warn = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.70"))
+    included_critical = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.90"))
+    credits_low_fraction = models.DecimalField(
+        max_digits=5, decimal_places=4, default=Decimal("0.20"), help_text="Credit balance below this share."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "alert settings"
+
+    def __str__(self) -> str:
+        return "Alert settings"
+
+    @classmethod
+    def current(cls) -> AlertSettings:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class MetricsRefresh(models.Model):
+    """One run of the metrics + alerts refresh: what pages show as "as of" and "refreshed"."""
+
+    as_of = models.DateField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    accounts = models.IntegerField()
+    alerts_opened = models.IntegerField(default=0)
+    alerts_updated = models.IntegerField(default=0)
+    alerts_cleared = models.IntegerField(default=0)
+    alerts_evaluated = models.BooleanField(
+        default=True, help_text="False when a past date was refreshed after a later one (alerts only move forward)."
+    )
+    seconds = models.DecimalField(max_digits=9, decimal_places=3)
+
+    class Meta:
+        ordering = ["-finished_at"]
+        get_latest_by = "finished_at"
+
+    def __str__(self) -> str:
+        return f"metrics as of {self.as_of} ({self.seconds}s)"
+
+
+class PortfolioMetrics(models.Model):
+    """Company-wide (segment "") and per-segment shared metrics as of one day, each account
+    counted once. Written by the refresh; the company metrics page charts these rows."""
+
+    as_of = models.DateField()
+    segment = models.CharField(max_length=16, blank=True)
+    accounts = models.IntegerField()
+    run_rate = models.DecimalField(max_digits=18, decimal_places=2)
+    committed_arr = models.DecimalField(max_digits=18, decimal_places=2)
+    burn_rate = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    nrr = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    gur = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    median_ttfbe_days = models.DecimalField(max_digits=8, decimal_places=1, null=True)
+    expansion_velocity = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    consumption_rate = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    net_new_arr = models.DecimalField(max_digits=18, decimal_places=2)
+    realization_committed = models.DecimalField(max_digits=18, decimal_places=2)
+    realization_realized = models.DecimalField(max_digits=18, decimal_places=2)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["as_of", "segment"], name="portfoliometrics_as_of_segment")]
+        ordering = ["as_of", "segment"]
+        verbose_name_plural = "portfolio metrics"
+
+    def __str__(self) -> str:
+        return f"{self.segment or 'company'} as of {self.as_of}"
+
+    @property
+    def realization_gap(self):
+        return self.realization_committed - self.realization_realized

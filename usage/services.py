@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from usage.events import EventIn
@@ -124,3 +126,239 @@ def retention_apply(*, now: dt.datetime | None = None, retention_days: int | Non
         forget_known_partitions()
     logger.info("retention: dropped %s, deleted %s keys before %s", dropped, deleted, cutoff)
     return RetentionResult(cutoff, dropped, deleted)
+
+
+# --- Shared metrics and alerts ----------------------------------------------------------
+
+# pg_advisory_xact_lock key: one metrics refresh at a time (the nightly job, a rollup-
+# triggered one and `manage.py refresh_metrics` may overlap).
+METRICS_LOCK = 0x72657630_6D657472
+
+
+@dataclass
+class RefreshResult:
+    as_of: dt.date
+    accounts: int
+    alerts_opened: int = 0
+    alerts_updated: int = 0
+    alerts_cleared: int = 0
+    alerts_evaluated: bool = True
+    seconds: float = 0.0
+
+
+def _owners_on(day: dt.date, role: str) -> dict[int, int]:
+    """account id → person id holding ``role`` on ``day``; divisions without one inherit
+    their nearest ancestor's."""
+    from accounts.models import Account, Ownership
+
+    own = dict(
+        Ownership.objects.filter(role=role, start_on__lte=day)
+        .filter(Q(end_on__isnull=True) | Q(end_on__gte=day))
+        .values_list("account_id", "person_id")
+    )
+    parents = dict(Account.objects.values_list("id", "parent_id"))
+    result: dict[int, int] = {}
+    for account_id in parents:
+        node, seen = account_id, set()
+        while node is not None and node not in own and node not in seen:
+            seen.add(node)
+            node = parents.get(node)
+        if node is not None and node in own:
+            result[account_id] = own[node]
+    return result
+
+
+def refresh_metrics(*, as_of: dt.date) -> RefreshResult:
+    """Snapshot every account's metrics as of ``as_of``, the portfolio by segment, and
+    evaluate alerts. Safe to run twice for the same day: snapshots are replaced and
+    alerts are updated, never duplicated. Alerts only move forward: refreshing a day
+    earlier than the last evaluated one rewrites snapshots and leaves alerts alone.
+    """
+    import time
+
+    from accounts.models import Account
+    from usage.metrics import Thresholds, account_inputs, derive, feature_count, portfolio
+    from usage.models import AccountMetrics, AlertSettings, MetricsRefresh, PortfolioMetrics
+
+    started_at = timezone.now()
+    clock = time.perf_counter()
+    t = Thresholds.from_settings(AlertSettings.current())
+    features = feature_count()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [METRICS_LOCK])
+        metrics = {
+            account_id: derive(inputs, t, feature_count=features)
+            for account_id, inputs in account_inputs(as_of=as_of, thresholds=t).items()
+        }
+        own = account_inputs(as_of=as_of, rollup=False, thresholds=t)
+        computed_at = timezone.now()
+        AccountMetrics.objects.filter(as_of=as_of).delete()
+        AccountMetrics.objects.bulk_create([_snapshot(m, computed_at) for m in metrics.values()], batch_size=1000)
+        segments = dict(Account.objects.values_list("id", "segment"))
+        groups: dict[str, list] = {"": list(own.values())}
+        for account_id, inputs in own.items():
+            groups.setdefault(segments[account_id], []).append(inputs)
+        PortfolioMetrics.objects.filter(as_of=as_of).delete()
+        PortfolioMetrics.objects.bulk_create(
+            [_portfolio_row(portfolio(rows, as_of=as_of, t=t), segment) for segment, rows in sorted(groups.items())]
+        )
+        result = RefreshResult(as_of=as_of, accounts=len(metrics))
+        last = (
+            MetricsRefresh.objects.filter(alerts_evaluated=True).order_by("-as_of").values_list("as_of", flat=True)
+        ).first()
+        if last is None or as_of >= last:
+            _sync_alerts(metrics, t, as_of, result)
+        else:
+            result.alerts_evaluated = False
+        result.seconds = time.perf_counter() - clock
+        MetricsRefresh.objects.create(
+            as_of=as_of,
+            started_at=started_at,
+            finished_at=timezone.now(),
+            accounts=result.accounts,
+            alerts_opened=result.alerts_opened,
+            alerts_updated=result.alerts_updated,
+            alerts_cleared=result.alerts_cleared,
+            alerts_evaluated=result.alerts_evaluated,
+            seconds=Decimal(f"{result.seconds:.3f}"),
+        )
+    logger.info("metrics refreshed as of %s: %s", as_of, result)
+    return result
+
+
+def _snapshot(m, computed_at: dt.datetime):
+    from usage.models import AccountMetrics
+
+    return AccountMetrics(
+        account_id=m.account_id,
+        as_of=m.as_of,
+        run_rate=m.run_rate,
+        committed_arr=m.committed_arr,
+        burn_rate=m.burn_rate,
+        band=m.band,
+        commit_pacing=m.commit_pacing,
+        projected_burn_at_term_end=m.projected_burn_at_term_end,
+        consumption_rate=m.consumption_rate,
+        credit_balance=m.credit_balance,
+        credits_run_out_on=m.credits_run_out_on,
+        ttfbe_days=m.ttfbe_days,
+        mom_growth=m.mom_growth,
+        expansion_velocity=m.expansion_velocity,
+        net_new_arr=m.net_new_arr,
+        revenue_30d=m.revenue_30d,
+        consumed_in_term=m.consumed_in_term,
+        last_usage_on=m.last_usage_on,
+        meters_active=m.meters_active,
+        workloads=m.workloads,
+        feature_adoption=m.feature_adoption,
+        health_score=m.health_score,
+        health_components=[c.as_dict() for c in m.health_components],
+        trend=[str(v) for v in m.trend],
+        next_gate=m.next_gate,
+        next_gate_on=m.next_gate_on,
+        computed_at=computed_at,
+    )
+
+
+def _portfolio_row(p, segment: str):
+    from usage.models import PortfolioMetrics
+
+    return PortfolioMetrics(
+        as_of=p.as_of,
+        segment=segment,
+        accounts=p.accounts,
+        run_rate=p.run_rate,
+        committed_arr=p.committed_arr,
+        burn_rate=p.burn_rate,
+        nrr=p.nrr,
+        gur=p.gur,
+        median_ttfbe_days=p.median_ttfbe_days,
+        expansion_velocity=p.expansion_velocity,
+        consumption_rate=p.consumption_rate,
+        net_new_arr=p.net_new_arr,
+        realization_committed=p.realization_committed,
+        realization_realized=p.realization_realized,
+    )
+
+
+ALERT_SYNC_FIELDS = [
+    "severity",
+    "state",
+    "revenue_at_risk",
+    "gate",
+    "gate_on",
+    "owner",
+    "escalated_to",
+    "last_seen_on",
+    "details",
+    "condition_active",
+    "cleared_on",
+    "snoozed_until",
+]
+
+
+def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> None:
+    """Open, update and clear alerts so they match the conditions found as of ``as_of``."""
+    from accounts.models import OwnerRole
+    from usage.alerts import RISK_KINDS, evaluate
+    from usage.models import Alert, AlertEvent, AlertState
+
+    csm = _owners_on(as_of, OwnerRole.CSM)
+    land_ae = _owners_on(as_of, OwnerRole.LAND_AE)
+    active = {(a.account_id, a.kind): a for a in Alert.objects.filter(condition_active=True)}
+    created: list[Alert] = []
+    changed: list[Alert] = []
+    events: list[AlertEvent] = []
+    for account_id, m in metrics.items():
+        for c in evaluate(m, t):
+            escalate = c.kind in RISK_KINDS and m.band == "escalate"
+            alert = active.pop((account_id, c.kind), None)
+            if alert is None:
+                alert = Alert(
+                    account_id=account_id,
+                    kind=c.kind,
+                    state=AlertState.OPEN,
+                    opened_on=as_of,
+                    owner_id=csm.get(account_id),
+                    escalated_to_id=land_ae.get(account_id) if escalate else None,
+                )
+                created.append(alert)
+            else:
+                changed.append(alert)
+                if alert.state == AlertState.SNOOZED and alert.snoozed_until and alert.snoozed_until <= as_of:
+                    events.append(
+                        AlertEvent(alert=alert, action="snooze ended", from_state=alert.state, to_state="open")
+                    )
+                    alert.state, alert.snoozed_until = AlertState.OPEN, None
+                if alert.owner_id is None:
+                    alert.owner_id = csm.get(account_id)
+                if escalate and alert.escalated_to_id is None and alert.is_active:
+                    alert.escalated_to_id = land_ae.get(account_id)
+                    if alert.escalated_to_id:
+                        events.append(AlertEvent(alert=alert, action="escalated", note="burn under the escalate band"))
+            alert.severity = c.severity
+            alert.revenue_at_risk = c.revenue_at_risk
+            alert.gate = c.gate
+            alert.gate_on = c.gate_on
+            alert.details = c.details
+            alert.last_seen_on = as_of
+    for alert in active.values():  # conditions that no longer hold
+        alert.condition_active = False
+        alert.cleared_on = as_of
+        if alert.is_active:
+            events.append(
+                AlertEvent(alert=alert, action="cleared", from_state=alert.state, to_state=AlertState.CLEARED)
+            )
+            alert.state = AlertState.CLEARED
+        changed.append(alert)
+    Alert.objects.bulk_create(created, batch_size=1000)
+    for alert in created:
+        events.append(AlertEvent(alert=alert, action="opened", to_state=AlertState.OPEN))
+        if alert.escalated_to_id:
+            events.append(AlertEvent(alert=alert, action="escalated", note="burn under the escalate band"))
+    Alert.objects.bulk_update(changed, ALERT_SYNC_FIELDS, batch_size=1000)
+    AlertEvent.objects.bulk_create(events, batch_size=1000)
+    result.alerts_opened = len(created)
+    result.alerts_cleared = len(active)
+    result.alerts_updated = len(changed) - len(active)
