@@ -303,6 +303,8 @@ class AccountSpec:
     expand_amp: float = 0.0
     decline_at: int | None = None
     decline_depth: float = 0.0
+    # A step drop in the last days (the CSM triage queue's sudden-decline alerts).
+    sudden_drop_at: int | None = None
     zero_at: int | None = None  # no usage from this day index
     home_region: str = ""
     home_workload: str = ""
@@ -554,6 +556,11 @@ def _plan_contracts(plan: CompanyPlan, rng: random.Random) -> None:
         if a.archetype == "decline":
             a.decline_at = max(a.first_use + rng.randint(90, 300), rng.randint(plan.days // 4, plan.days - 30))
             a.decline_depth = rng.uniform(0.4, 0.7)
+            # Without drawing from rng (the rest of the company stays as it was): every third
+            # declining account also falls off a cliff 4–6 days before as_of.
+            number = int(a.external_id.rsplit("-", 1)[-1])
+            if number % 3 == 0 and a.first_use < plan.days - 120:
+                a.sudden_drop_at = plan.days - 4 - number % 3 - (number // 3) % 3
         arr = float(a.arr)
         model = _pick(rng, PRICING_MODELS)
         previous: str | None = None
@@ -893,6 +900,8 @@ def account_level(plan: CompanyPlan, a: AccountSpec) -> list[float]:
             level *= 1 - a.decline_depth * _sigmoid((t - a.decline_at - 15) / 6)
         if a.zero_at is not None:
             level *= 1 - _sigmoid((t - (a.zero_at - 35)) / 8)
+        if a.sudden_drop_at is not None and t >= a.sudden_drop_at:
+            level *= 0.3
         levels[t] = level
     return levels
 
@@ -1002,6 +1011,7 @@ class ChunkStream(io.RawIOBase):
 
 @dataclass(frozen=True)
 class LoadResult:
+    as_of: dt.date
     people: int
     accounts: int
     contracts: int
@@ -1058,6 +1068,7 @@ def load_company(plan: CompanyPlan) -> LoadResult:
 
         rollups = DailyRollup.objects.filter(account_id__in=account_ids.values()).count()
     return LoadResult(
+        as_of=plan.as_of,
         people=len(people),
         accounts=len(account_ids),
         contracts=contracts,

@@ -23,4 +23,16 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=3, minute=15),
         "options": {"expires": 6 * 3600},
     },
+    # Shared metrics and alerts as of yesterday (UTC), after the day is complete.
+    "usage-refresh-metrics": {
+        "task": "usage.tasks.refresh_metrics",
+        "schedule": crontab(hour=0, minute=30),
+        "options": {"expires": 6 * 3600},
+    },
+    # CSM digests after the refresh, before the working day in most time zones.
+    "usage-alert-digests": {
+        "task": "usage.tasks.send_alert_digests",
+        "schedule": crontab(hour=6, minute=0),
+        "options": {"expires": 6 * 3600},
+    },
 }

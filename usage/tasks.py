@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
 from django.core.cache import cache
 from django.db import OperationalError
+from django.utils import timezone
 
 from usage import rollups
 
@@ -46,6 +48,9 @@ def fold_rollups() -> int:
         if result.folded_deltas < rollups.BATCH_ROWS and not rollups.pending_delta_count():
             break
     logger.info("folded %s rollup delta rows", folded)
+    if folded:
+        # Late or new usage changed rollups: the metrics pages should not wait for the night.
+        schedule_metrics_refresh()
     return folded
 
 
@@ -64,3 +69,54 @@ def run_import_job(job_id: int) -> str | None:
 
     job = import_job_run(job_id)
     return job.status if job else None
+
+
+METRICS_SCHEDULED_KEY = "usage:metrics-refresh-scheduled"
+# Rollup changes within this window share one refresh (a refresh of 5,000 accounts takes seconds).
+METRICS_DEBOUNCE_S = 300
+
+
+def yesterday() -> dt.date:
+    """The last complete UTC day: what the nightly job refreshes (the only clock read)."""
+    return timezone.now().astimezone(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def schedule_metrics_refresh() -> None:
+    """Enqueue one metrics refresh for a burst of rollup changes."""
+    try:
+        if cache.add(METRICS_SCHEDULED_KEY, 1, timeout=METRICS_DEBOUNCE_S):
+            refresh_metrics.apply_async(countdown=60, expires=METRICS_DEBOUNCE_S * 2)
+    except Exception:
+        logger.exception("could not enqueue the metrics refresh; the nightly run will catch up")
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=900,
+    time_limit=960,
+    expires=6 * 3600,
+)
+def refresh_metrics(as_of: str | None = None) -> dict:
+    """Metrics snapshot + alerts as of ``as_of`` (ISO date; default yesterday). Idempotent."""
+    from usage.services import refresh_metrics as refresh
+
+    day = dt.date.fromisoformat(as_of) if as_of else yesterday()
+    result = refresh(as_of=day)
+    return {
+        "as_of": day.isoformat(),
+        "accounts": result.accounts,
+        "opened": result.alerts_opened,
+        "cleared": result.alerts_cleared,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, time_limit=600)
+def send_alert_digests() -> dict:
+    """The daily digest: one email per CSM with open alerts, one Slack post per team with a webhook."""
+    from usage.notifications import send_digests
+
+    return send_digests(on=yesterday() + dt.timedelta(days=1))

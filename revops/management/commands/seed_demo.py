@@ -9,6 +9,7 @@ from revops.demo import seed_people
 from revops.demo_company import seed_company
 from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE
 from revops.models import User
+from usage.services import refresh_metrics
 
 
 def _date(value: str) -> dt.date:
@@ -65,3 +66,26 @@ class Command(BaseCommand):
                 f"{result.activities} activities, {result.events} usage events, {result.rollups} daily rollups."
             )
         )
+        started = time.monotonic()
+        days = metrics_history_days(result.as_of)
+        for day in days:
+            refresh_metrics(as_of=day)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Shared metrics and alerts computed for {len(days)} days "
+                f"({days[0]} … {days[-1]}) in {time.monotonic() - started:.1f}s."
+            )
+        )
+
+
+def metrics_history_days(as_of: dt.date) -> list[dt.date]:
+    """Month-ends of the last six months, then every day of the last week up to the
+    last complete day, oldest first: charts have a history and alerts a lifecycle."""
+    last = as_of - dt.timedelta(days=1)
+    month_ends = []
+    cursor = last.replace(day=1) - dt.timedelta(days=1)
+    for _ in range(6):
+        month_ends.append(cursor)
+        cursor = cursor.replace(day=1) - dt.timedelta(days=1)
+    recent = [last - dt.timedelta(days=k) for k in range(6, -1, -1)]
+    return sorted(set(month_ends) | set(recent))
