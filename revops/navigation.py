@@ -20,6 +20,11 @@ class NavItem:
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "home", EVERYONE, "/"),
+    NavItem("Alerts", "metrics:alerts", frozenset({Role.CSM, Role.LEADER, Role.ADMIN}), "/alerts/"),
+    NavItem("Book", "metrics:book", frozenset({Role.AE, Role.CSM, Role.LEADER, Role.ADMIN}), "/book/"),
+    NavItem(
+        "Metrics", "metrics:company", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN, Role.PRODUCT}), "/metrics/"
+    ),
     NavItem("People", "people", EVERYONE, "/people/"),
     NavItem("Data", "usage:imports", frozenset({Role.FINANCE, Role.ADMIN}), "/data/"),
     NavItem("System", "system_status", frozenset({Role.ADMIN}), "/system/"),

@@ -9,6 +9,7 @@ urlpatterns = [
     path("people/", views.people, name="people"),
     path("system/", views.system_status, name="system_status"),
     path("data/", include("usage.urls")),
+    path("", include("usage.metric_urls")),
     path("health", views.health_view, name="health"),
     path("favicon.ico", views.favicon),
     path("auth/", include("allauth.urls")),

@@ -738,3 +738,52 @@ def subtree_ids(accounts: Iterable[int]) -> list[int]:
             [roots],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+# --- Definitions shown beside the numbers (hover text, API docs) ------------------------
+
+DEFINITIONS: dict[str, tuple[str, str]] = {
+    "run_rate": ("Run rate", "Consumed revenue over the trailing 30 days × 365 / 30 (annualized)."),
+    "committed_arr": ("Committed ARR", "Sum of committed ARR of the contracts in force on the day."),
+    "burn_rate": ("Burn rate", "Run rate ÷ committed ARR in force. Bands: ≥ 70% expand, 40–70% adopt, < 40% escalate."),
+    "band": ("Band", "≥ 70% pitch expansion; 40–70% drive adoption; < 40% escalate to CS and the land AE."),
+    "commit_pacing": (
+        "Commit pacing",
+        "Consumed since the term started ÷ the commitment pro-rated to the days elapsed.",
+    ),
+    "projected_burn_at_term_end": (
+        "Projected at term end",
+        "(Consumed so far + run rate × days left / 365) ÷ the commitment over the whole term.",
+    ),
+    "consumption_rate": (
+        "Consumption rate",
+        "Usage as a share of what was bought: included volume this month (hybrid), credits used "
+        "(prepaid), or consumed ÷ the whole term's commitment.",
+    ),
+    "credit_balance": ("Credit balance", "Credits purchased − revenue consumed since the credit contract started."),
+    "credits_run_out_on": ("Credits run out", "Today + balance ÷ the trailing-30-day daily burn."),
+    "ttfbe_days": ("TTFBE", "Days from the land contract's start to the first priced usage."),
+    "mom_growth": ("MoM growth", "Trailing 30 days' revenue ÷ the 30 days before, − 1."),
+    "expansion_velocity": (
+        "Expansion velocity",
+        "Compounded monthly growth of run rate over the trailing 90 days (contracts older than 90 days).",
+    ),
+    "net_new_arr": (
+        "Net-new ARR",
+        "Trailing-90-day annualized run rate − the prior 90 days' annualized run rate (can be negative).",
+    ),
+    "health_score": (
+        "Health",
+        "0–100: burn (35), trend (20), anomalies (15), days since last usage (15), commit pacing (15).",
+    ),
+    "meters_active": ("Use cases", "Distinct meters with usage in the trailing 30 days."),
+    "workloads": ("Workloads", "Distinct workloads seen so far."),
+    "feature_adoption": ("Feature adoption", "Share of the product's features used in the trailing 30 days."),
+    "nrr": ("NRR", "Revenue now (trailing 30 days) from accounts with revenue a year ago ÷ their revenue then."),
+    "gur": ("GUR", "Σ min(this 90 days, prior 90 days) ÷ Σ prior 90 days, accounts with prior usage (≤ 100%)."),
+    "median_ttfbe_days": ("Median TTFBE", "Median days from contract start to the first priced usage."),
+    "realization": (
+        "Realization",
+        "Revenue consumed ÷ commitment pro-rated over the trailing 365 days; the gap is committed − realized.",
+    ),
+}

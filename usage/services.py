@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from revops.errors import ApplicationError
 from usage.events import EventIn
 from usage.ingest import ensure_partitions, forget_known_partitions, resolve_references, store_events
 from usage.models import QuarantinedEvent
@@ -362,3 +363,103 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
     result.alerts_opened = len(created)
     result.alerts_cleared = len(active)
     result.alerts_updated = len(changed) - len(active)
+
+
+# --- Triage actions ---------------------------------------------------------------------
+
+ALERT_ACTIONS: dict[str, tuple[set[str], str | None]] = {
+    # action: (states it applies to, state after; None = unchanged)
+    "acknowledge": ({"open"}, "acknowledged"),
+    "assign": ({"open", "acknowledged", "snoozed"}, None),
+    "snooze": ({"open", "acknowledged", "snoozed"}, "snoozed"),
+    "resolve": ({"open", "acknowledged", "snoozed"}, "resolved"),
+    "dismiss": ({"open", "acknowledged", "snoozed"}, "dismissed"),
+}
+PAST_TENSE = {
+    "acknowledge": "acknowledged",
+    "assign": "assigned",
+    "snooze": "snoozed",
+    "resolve": "resolved",
+    "dismiss": "dismissed",
+}
+SNOOZE_MAX_DAYS = 180
+
+
+def alert_act(
+    *,
+    alert_ids: list[int],
+    actor,
+    action: str,
+    today: dt.date,
+    note: str = "",
+    until: dt.date | None = None,
+    assignee=None,
+) -> list:
+    """Apply one triage action to one or many alerts, all or nothing.
+
+    Every alert is checked first (permission, state, the action's own inputs); one bad
+    alert rejects the whole request with a message naming it, and nothing is written.
+    """
+    from usage.access import can_act_on_alert
+    from usage.models import Alert, AlertEvent
+
+    if action not in ALERT_ACTIONS:
+        raise ApplicationError(f"Unknown action '{action}'.")
+    allowed_from, to_state = ALERT_ACTIONS[action]
+    note = note.strip()
+    if action == "snooze":
+        if until is None:
+            raise ApplicationError("Snooze needs a date to snooze until.")
+        if until <= today:
+            raise ApplicationError(f"Snooze until must be after today ({today}).")
+        if until > today + dt.timedelta(days=SNOOZE_MAX_DAYS):
+            raise ApplicationError(f"Snooze for at most {SNOOZE_MAX_DAYS} days.")
+    if action == "resolve" and not note:
+        raise ApplicationError("Resolving needs an outcome note: what was done and what happened.")
+    if action == "assign" and (assignee is None or not assignee.is_active):
+        raise ApplicationError("Choose an active person to assign to.")
+    if not alert_ids:
+        raise ApplicationError("Select at least one alert.")
+    with transaction.atomic():
+        alerts = list(
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("account", "owner__team")
+            .filter(pk__in=alert_ids)
+            .order_by("pk")
+        )
+        if len(alerts) != len(set(alert_ids)):
+            raise ApplicationError("Some selected alerts no longer exist; reload the queue.")
+        for alert in alerts:
+            if not can_act_on_alert(actor, alert):
+                raise ApplicationError(f"You cannot act on the {alert.get_kind_display()} alert on {alert.account}.")
+            if alert.state not in allowed_from:
+                raise ApplicationError(
+                    f"The {alert.get_kind_display()} alert on {alert.account} is {alert.get_state_display().lower()}; "
+                    f"it cannot be {PAST_TENSE[action]}."
+                )
+        events = []
+        now = timezone.now()
+        for alert in alerts:
+            alert.updated_at = now
+            before = alert.state
+            detail = note
+            if action == "assign":
+                detail = f"assigned to {assignee}" + (f": {note}" if note else "")
+                alert.owner = assignee
+            if action == "snooze":
+                alert.snoozed_until = until
+                detail = f"until {until}" + (f": {note}" if note else "")
+            elif to_state is not None:
+                alert.snoozed_until = None
+            if action == "resolve":
+                alert.outcome = note
+            if to_state is not None:
+                alert.state = to_state
+            events.append(
+                AlertEvent(
+                    alert=alert, actor=actor, action=action, from_state=before, to_state=alert.state, note=detail
+                )
+            )
+        Alert.objects.bulk_update(alerts, ["state", "owner", "snoozed_until", "outcome", "updated_at"])
+        AlertEvent.objects.bulk_create(events)
+    return alerts

@@ -1,0 +1,365 @@
+"""Pages over the shared metrics: the CSM triage queue, the AE book, company metrics.
+
+Views validate input, fetch through a permission-checked helper (``usage.access``,
+``accounts.access``), call one selector or service and render; one template serves a
+page and its htmx fragments (``template.html#partial``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.access import accounts_visible_to
+from accounts.models import Segment
+from revops.access import people_directory, people_in_scope, sees_company
+from revops.errors import ApplicationError
+from revops.models import Role, User
+from usage import selectors
+from usage.access import alert_for, alerts_visible_to, can_act_on_alert
+from usage.models import AlertKind, AlertState
+from usage.services import alert_act
+
+QUEUE_PAGE = 100
+
+
+def _today() -> dt.date:
+    return timezone.now().astimezone(dt.UTC).date()
+
+
+def _queue_filters(request: HttpRequest, params: QueryDict) -> selectors.QueueFilters:
+    default_owner = "me" if request.user.role == Role.CSM else ""
+    kind = params.get("kind", "")
+    segment = params.get("segment", "")
+    state = params.get("state", "active")
+    owner = params.get("owner", default_owner)
+    return selectors.QueueFilters(
+        kind=kind if kind in AlertKind.values else "",
+        segment=segment if segment in Segment.values else "",
+        owner=owner if owner in ("me", "", "none") or owner.isdigit() else default_owner,
+        state=state if state == "active" or state in AlertState.values else "active",
+    )
+
+
+def _queue_context(request: HttpRequest, filters: selectors.QueueFilters) -> dict:
+    today = _today()
+    visible = alerts_visible_to(request.user, on=today)
+    page = max(1, min(int(request.GET.get("page", "1")) if request.GET.get("page", "").isdigit() else 1, 1000))
+    start = (page - 1) * QUEUE_PAGE
+    queue = selectors.alert_queue(alerts=visible, viewer=request.user, filters=filters)
+    rows = list(queue[start : start + QUEUE_PAGE + 1])
+    owners = User.objects.filter(pk__in=people_in_scope(request.user)).filter(role__in=[Role.CSM, Role.LEADER])
+    return {
+        "alerts": [(alert, can_act_on_alert(request.user, alert)) for alert in rows[:QUEUE_PAGE]],
+        "page": page,
+        "first_row": start + 1,
+        "last_row": start + len(rows[:QUEUE_PAGE]),
+        "has_next": len(rows) > QUEUE_PAGE,
+        "counts": selectors.alert_counts(visible.filter(pk__in=_scope_ids(request, visible, filters))),
+        "filters": filters,
+        "query": _filter_query(filters),
+        "kinds": AlertKind.choices,
+        "segments": Segment.choices,
+        "states": [("active", "Active (open, acknowledged, snoozed)"), *AlertState.choices],
+        "owners": owners.order_by("name"),
+        "assignees": people_directory(request.user).filter(role=Role.CSM).order_by("name"),
+        "today": today,
+        "as_of": selectors.metrics_as_of(),
+    }
+
+
+def _scope_ids(request: HttpRequest, visible, filters: selectors.QueueFilters):
+    """The counts follow the owner filter (my queue vs my teams') but not kind/state."""
+    scope = selectors.QueueFilters(owner=filters.owner, state="active", segment=filters.segment)
+    return selectors.alert_queue(alerts=visible, viewer=request.user, filters=scope).values("pk")
+
+
+def _filter_query(filters: selectors.QueueFilters) -> str:
+    query = QueryDict(mutable=True)
+    for name in ("kind", "segment", "owner", "state"):
+        query[name] = getattr(filters, name)
+    return query.urlencode()
+
+
+@require_GET
+def alerts(request: HttpRequest) -> HttpResponse:
+    filters = _queue_filters(request, request.GET)
+    template = "usage/alerts.html#alert-queue" if request.htmx else "usage/alerts.html"
+    return render(request, template, _queue_context(request, filters))
+
+
+@require_GET
+def alert_history(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert = alert_for(request.user, alert_id, on=_today())
+    events = alert.events.select_related("actor")
+    return render(request, "usage/alerts.html#alert-history", {"alert": alert, "events": events})
+
+
+@require_GET
+def alert_forms(request: HttpRequest, alert_id: int) -> HttpResponse:
+    """The snooze / resolve / assign forms of one alert, loaded when its "More…" opens
+    (a page of 200 alerts would otherwise carry 600 forms). Without htmx: a page of its own."""
+    alert = alert_for(request.user, alert_id, on=_today())
+    if not can_act_on_alert(request.user, alert):
+        raise PermissionDenied
+    context = {
+        "alert": alert,
+        "filters": _queue_filters(request, request.GET),
+        "assignees": people_directory(request.user).filter(role=Role.CSM).order_by("name"),
+        "today": _today(),
+    }
+    template = "usage/alerts.html#alert-forms" if request.htmx else "usage/alert_forms.html"
+    return render(request, template, context)
+
+
+def _parse_date(value: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        raise ApplicationError(f"'{value}' is not a date (YYYY-MM-DD).") from None
+
+
+def _assignee(request: HttpRequest) -> User | None:
+    value = request.POST.get("assignee", "")
+    if not value.isdigit():
+        return None
+    return people_directory(request.user).filter(pk=int(value), role=Role.CSM).first()
+
+
+def _act(request: HttpRequest, alert_ids: list[int]) -> None:
+    alert_act(
+        alert_ids=alert_ids,
+        actor=request.user,
+        action=request.POST.get("action", ""),
+        today=_today(),
+        note=request.POST.get("note", "")[:2000],
+        until=_parse_date(request.POST.get("until", "")),
+        assignee=_assignee(request),
+    )
+
+
+def _error_response(request: HttpRequest, message: str) -> HttpResponse:
+    response = render(request, "usage/alerts.html#queue-message", {"error": message})
+    response["HX-Retarget"] = "#queue-message"
+    response["HX-Reswap"] = "innerHTML"
+    return response
+
+
+@require_POST
+def alert_action(request: HttpRequest, alert_id: int) -> HttpResponse:
+    """One action on one alert; htmx gets the updated row and the counts out of band."""
+    alert = alert_for(request.user, alert_id, on=_today())
+    filters = _queue_filters(request, request.POST)
+    try:
+        _act(request, [alert.pk])
+    except ApplicationError as exc:
+        if request.htmx:
+            return _error_response(request, exc.message)
+        messages.error(request, exc.message)
+        return redirect(f"{reverse('metrics:alerts')}?{_filter_query(filters)}")
+    if not request.htmx:
+        messages.success(request, "Done.")
+        return redirect(f"{reverse('metrics:alerts')}?{_filter_query(filters)}")
+    alert = alert_for(request.user, alert_id, on=_today())
+    context = _queue_context(request, filters)
+    context.update(alert=alert, can_act=can_act_on_alert(request.user, alert), oob=True)
+    return render(request, "usage/alerts.html#alert-row-response", context)
+
+
+@require_POST
+def alert_bulk(request: HttpRequest) -> HttpResponse:
+    """One action on every selected alert, all or nothing; htmx gets the refreshed queue."""
+    filters = _queue_filters(request, request.POST)
+    ids = [int(v) for v in request.POST.getlist("alert") if v.isdigit()]
+    visible = set(alerts_visible_to(request.user, on=_today()).filter(pk__in=ids).values_list("pk", flat=True))
+    try:
+        if len(visible) != len(set(ids)):
+            raise ApplicationError("Some selected alerts are not yours to see; reload the queue.")
+        _act(request, ids)
+    except ApplicationError as exc:
+        if request.htmx:
+            return _error_response(request, exc.message)
+        messages.error(request, exc.message)
+        return redirect(f"{reverse('metrics:alerts')}?{_filter_query(filters)}")
+    if not request.htmx:
+        messages.success(request, f"Done for {len(ids)} alerts.")
+        return redirect(f"{reverse('metrics:alerts')}?{_filter_query(filters)}")
+    context = _queue_context(request, filters)
+    context["done"] = f"{request.POST.get('action')}: {len(ids)} alert{'s' if len(ids) != 1 else ''}."
+    return render(request, "usage/alerts.html#alert-queue", context)
+
+
+# --- AE book -----------------------------------------------------------------------------
+
+BOOK_SORTS = {
+    "name": "account__name",
+    "run_rate": "run_rate",
+    "committed": "committed_arr",
+    "burn": "burn_rate",
+    "pacing": "commit_pacing",
+    "health": "health_score",
+    "alerts": "open_alerts",
+    "gate": "next_gate_on",
+}
+
+
+def _book_person(request: HttpRequest) -> User:
+    """Whose book: one's own, or (managers, company-wide roles) someone in scope."""
+    value = request.GET.get("person", "")
+    if not value:
+        return request.user
+    if not value.isdigit():
+        raise PermissionDenied
+    person = people_in_scope(request.user).filter(pk=int(value)).first()
+    if person is None:
+        raise PermissionDenied
+    return person
+
+
+def _book_context(request: HttpRequest) -> dict:
+    person = _book_person(request)
+    as_of = selectors.metrics_as_of()
+    sort = request.GET.get("sort", "-run_rate")
+    descending = sort.startswith("-")
+    if sort.lstrip("-") not in BOOK_SORTS:
+        sort, descending = "-run_rate", True
+    band = request.GET.get("band", "")
+    segment = request.GET.get("segment", "")
+    q = request.GET.get("q", "").strip()[:100]
+    filters = selectors.BookFilters(
+        band=band if band in ("expand", "adopt", "escalate", "none") else "",
+        segment=segment if segment in Segment.values else "",
+        q=q,
+    )
+    rows = []
+    totals = None
+    if as_of is not None:
+        visible = accounts_visible_to(request.user, on=as_of)
+        rows = selectors.book_rows(
+            person=person,
+            as_of=as_of,
+            visible=visible,
+            filters=filters,
+            order=("-" if descending else "") + BOOK_SORTS[sort.lstrip("-")],
+        )
+        totals = selectors.book_totals(rows)
+    return {
+        "person": person,
+        "people": people_in_scope(request.user).filter(role__in=[Role.AE, Role.CSM]).order_by("name")
+        if sees_company(request.user) or person != request.user or request.user.role == Role.LEADER
+        else [],
+        "rows": rows,
+        "totals": totals,
+        "as_of": as_of,
+        "sort": sort,
+        "filters": filters,
+        "segments": Segment.choices,
+        "bands": [
+            ("expand", "Expand ≥ 70%"),
+            ("adopt", "Adopt 40–70%"),
+            ("escalate", "Escalate < 40%"),
+            ("none", "No commit"),
+        ],
+    }
+
+
+@require_GET
+def book(request: HttpRequest) -> HttpResponse:
+    template = "usage/book.html#book-table" if request.htmx else "usage/book.html"
+    return render(request, template, _book_context(request))
+
+
+def spreadsheet_safe(value) -> str:
+    """A cell a spreadsheet will not run: text starting with = + - @ (or tab/CR) gets a quote."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r" and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@require_GET
+def book_csv(request: HttpRequest) -> HttpResponse:
+    context = _book_context(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = f"book-{context['person'].email.split('@')[0]}-{context['as_of'] or 'empty'}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            "account",
+            "external_id",
+            "segment",
+            "as_of",
+            "run_rate",
+            "committed_arr",
+            "burn_rate",
+            "band",
+            "commit_pacing",
+            "health_score",
+            "open_alerts",
+            "next_gate",
+            "next_gate_on",
+        ]
+    )
+    for row in context["rows"]:
+        writer.writerow(
+            [
+                spreadsheet_safe(row.account.name),
+                spreadsheet_safe(row.account.external_id),
+                row.account.segment,
+                row.as_of,
+                row.run_rate,
+                row.committed_arr,
+                "" if row.burn_rate is None else row.burn_rate,
+                row.band,
+                "" if row.commit_pacing is None else row.commit_pacing,
+                row.health_score,
+                row.open_alerts,
+                row.next_gate,
+                row.next_gate_on or "",
+            ]
+        )
+    return response
+
+
+# --- Company metrics ---------------------------------------------------------------------
+
+COMPANY_ROLES = frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN, Role.PRODUCT})
+
+
+@require_GET
+def company(request: HttpRequest) -> HttpResponse:
+    if request.user.role not in COMPANY_ROLES:
+        raise PermissionDenied
+    days = selectors.portfolio_days()
+    as_of = _parse_as_of(request.GET.get("as_of", ""), days)
+    context = selectors.company_metrics(as_of=as_of) if as_of else {}
+    context.update(days=days, as_of=as_of)
+    template = "usage/company.html#company-body" if request.htmx else "usage/company.html"
+    return render(request, template, context)
+
+
+def _parse_as_of(value: str, days: list[dt.date]) -> dt.date | None:
+    try:
+        day = dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        day = None
+    if day in days:
+        return day
+    return days[0] if days else None

@@ -1,0 +1,175 @@
+"""Reads for the metrics pages and API: snapshots, the triage queue, the AE book."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, F, Q, QuerySet, Sum
+
+from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertState, MetricsRefresh
+
+
+def metrics_as_of() -> dt.date | None:
+    """The newest day with a metrics snapshot: what pages show unless asked for another day."""
+    return (
+        MetricsRefresh.objects.filter(alerts_evaluated=True).order_by("-as_of").values_list("as_of", flat=True).first()
+        or AccountMetrics.objects.order_by("-as_of").values_list("as_of", flat=True).first()
+    )
+
+
+def snapshot_days(limit: int = 400) -> list[dt.date]:
+    return list(AccountMetrics.objects.order_by("-as_of").values_list("as_of", flat=True).distinct()[:limit])
+
+
+def account_snapshot(*, account_id: int, as_of: dt.date | None = None) -> AccountMetrics | None:
+    """The account's snapshot on ``as_of`` (default: the newest it has)."""
+    rows = AccountMetrics.objects.filter(account_id=account_id)
+    if as_of is not None:
+        rows = rows.filter(as_of=as_of)
+    return rows.order_by("-as_of").first()
+
+
+# --- Triage queue ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    kind: str = ""
+    segment: str = ""
+    owner: str = "me"  # "me", "" (everyone in scope), "none" (unassigned) or a person id
+    state: str = "active"  # "active" (open, acknowledged, snoozed), or one state
+
+
+def alert_queue(*, alerts: QuerySet[Alert], viewer, filters: QueueFilters) -> QuerySet[Alert]:
+    """The triage queue: most severe first, then the most revenue at risk."""
+    rows = alerts
+    if filters.state == "active":
+        rows = rows.filter(state__in=ACTIVE_ALERT_STATES)
+    elif filters.state in AlertState.values:
+        rows = rows.filter(state=filters.state)
+    if filters.kind:
+        rows = rows.filter(kind=filters.kind)
+    if filters.segment:
+        rows = rows.filter(account__segment=filters.segment)
+    if filters.owner == "me":
+        rows = rows.filter(Q(owner=viewer) | Q(escalated_to=viewer))
+    elif filters.owner == "none":
+        rows = rows.filter(owner__isnull=True)
+    elif filters.owner.isdigit():
+        rows = rows.filter(owner_id=int(filters.owner))
+    return rows.select_related("account", "owner__team", "escalated_to").order_by(
+        "-severity", "-revenue_at_risk", "opened_on", "pk"
+    )
+
+
+def alert_counts(alerts: QuerySet[Alert]) -> dict[str, int]:
+    """Active alerts by state, and their total revenue at risk (the queue's header)."""
+    totals = alerts.filter(state__in=ACTIVE_ALERT_STATES).aggregate(
+        open=Count("pk", filter=Q(state=AlertState.OPEN)),
+        acknowledged=Count("pk", filter=Q(state=AlertState.ACKNOWLEDGED)),
+        snoozed=Count("pk", filter=Q(state=AlertState.SNOOZED)),
+        at_risk=Sum("revenue_at_risk"),
+    )
+    totals["at_risk"] = totals["at_risk"] or Decimal(0)
+    totals["active"] = totals["open"] + totals["acknowledged"] + totals["snoozed"]
+    return totals
+
+
+# --- AE book -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookFilters:
+    band: str = ""
+    segment: str = ""
+    q: str = ""
+
+
+def book_rows(
+    *, person, as_of: dt.date, visible: QuerySet, filters: BookFilters, order: str = "-run_rate"
+) -> list[AccountMetrics]:
+    """The person's book on ``as_of``: accounts they own in any role that day, each with
+    its metrics snapshot and count of active alerts. Three queries whatever the size."""
+    from django.db.models import OuterRef, Subquery
+    from django.db.models.functions import Coalesce
+
+    from accounts.access import owned_account_ids
+    from revops.models import User
+
+    owned = owned_account_ids(people=User.objects.filter(pk=person.pk), on=as_of)
+    open_alerts = (
+        Alert.objects.filter(account_id=OuterRef("account_id"), state__in=ACTIVE_ALERT_STATES)
+        .order_by()
+        .values("account_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rows = (
+        AccountMetrics.objects.filter(as_of=as_of, account_id__in=owned)
+        .filter(account__in=visible)
+        .select_related("account")
+        .annotate(open_alerts=Coalesce(Subquery(open_alerts), 0))
+    )
+    if filters.band:
+        rows = rows.filter(band=filters.band)
+    if filters.segment:
+        rows = rows.filter(account__segment=filters.segment)
+    if filters.q:
+        rows = rows.filter(Q(account__name__icontains=filters.q) | Q(account__external_id__icontains=filters.q))
+    field = order.lstrip("-")
+    ordering = [F(field).desc(nulls_last=True) if order.startswith("-") else F(field).asc(nulls_last=True)]
+    return list(rows.order_by(*ordering, "account__name"))
+
+
+@dataclass(frozen=True)
+class BookTotals:
+    accounts: int
+    run_rate: Decimal
+    committed_arr: Decimal
+    open_alerts: int
+
+    @property
+    def burn_rate(self) -> Decimal | None:
+        return (self.run_rate / self.committed_arr).quantize(Decimal("0.0001")) if self.committed_arr else None
+
+
+def book_totals(rows: list[AccountMetrics]) -> BookTotals:
+    """Totals over the book's top-level rows: a division whose parent is also in the book is
+    already inside the parent's rolled-up figures and is not added twice."""
+    ids = {row.account_id for row in rows}
+    top = [row for row in rows if row.account.parent_id not in ids]
+    return BookTotals(
+        accounts=len(rows),
+        run_rate=sum((row.run_rate for row in top), Decimal(0)),
+        committed_arr=sum((row.committed_arr for row in top), Decimal(0)),
+        open_alerts=sum(row.open_alerts for row in rows),
+    )
+
+
+# --- Company metrics ---------------------------------------------------------------------
+
+
+def portfolio_days(limit: int = 400) -> list[dt.date]:
+    from usage.models import PortfolioMetrics
+
+    return list(PortfolioMetrics.objects.filter(segment="").order_by("-as_of").values_list("as_of", flat=True)[:limit])
+
+
+def company_metrics(*, as_of: dt.date) -> dict:
+    """The company and each segment on ``as_of``, and every snapshot day up to it for charts."""
+    from accounts.models import Segment
+    from usage.models import PortfolioMetrics
+    from usage.portfolio_charts import portfolio_figures
+
+    today = list(PortfolioMetrics.objects.filter(as_of=as_of))
+    for row in today:
+        row.label = Segment(row.segment).label if row.segment in Segment.values else "Company"
+    history = list(PortfolioMetrics.objects.filter(as_of__lte=as_of).order_by("as_of", "segment"))
+    company = next((row for row in today if row.segment == ""), None)
+    return {
+        "company": company,
+        "segments": sorted((row for row in today if row.segment), key=lambda row: row.segment),
+        "figures": portfolio_figures(history),
+    }
