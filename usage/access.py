@@ -31,7 +31,7 @@ def can_change_alert_settings(user) -> bool:
 def alerts_visible_to(user, *, on: dt.date) -> QuerySet:
     """Alerts ``user`` may see: company-wide roles all of them; others those owned by or
     escalated to someone in their scope (themself, their teams), plus alerts on accounts
-    they may see (an AE reads the alerts on their book)."""
+    they may see (an AE reads the alerts on their book); a CSM also sees their CS team's."""
     from usage.models import Alert
 
     if not user.is_authenticated or not user.is_active:
@@ -39,9 +39,10 @@ def alerts_visible_to(user, *, on: dt.date) -> QuerySet:
     if sees_company(user):
         return Alert.objects.all()
     scope = people_in_scope(user)
-    return Alert.objects.filter(
-        Q(owner__in=scope) | Q(escalated_to__in=scope) | Q(account__in=accounts_visible_to(user, on=on))
-    )
+    visible = Q(owner__in=scope) | Q(escalated_to__in=scope) | Q(account__in=accounts_visible_to(user, on=on))
+    if user.role == Role.CSM and user.team_id:
+        visible |= Q(owner__team_id=user.team_id)  # a CS team works its queue together
+    return Alert.objects.filter(visible)
 
 
 def can_act_on_alert(user, alert) -> bool:

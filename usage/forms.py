@@ -16,3 +16,60 @@ class ApiKeyForm(forms.Form):
         choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple, initial=[ApiKey.Scope.EVENTS_WRITE]
     )
     rate_limit_per_minute = forms.IntegerField(min_value=1, max_value=1_000_000, initial=600)
+
+
+class AlertSettingsForm(forms.ModelForm):
+    """Thresholds for bands and alerts; fractions are entered as fractions (0.70 = 70%)."""
+
+    class Meta:
+        from usage.models import AlertSettings
+
+        model = AlertSettings
+        fields = [
+            "expand_band",
+            "escalate_band",
+            "payout_floor",
+            "clawback_floor",
+            "run_rate_days",
+            "decline_drop",
+            "decline_mad_multiple",
+            "decline_days",
+            "decline_min_daily_revenue",
+            "plateau_days",
+            "plateau_tolerance",
+            "no_usage_days",
+            "included_warn",
+            "included_critical",
+            "credits_low_fraction",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        for name in (
+            "expand_band",
+            "escalate_band",
+            "payout_floor",
+            "clawback_floor",
+            "decline_drop",
+            "plateau_tolerance",
+            "included_warn",
+            "included_critical",
+            "credits_low_fraction",
+        ):
+            value = data.get(name)
+            if value is not None and not (0 < value < 1 or (name.startswith("included") and value == 1)):
+                self.add_error(name, "must be a fraction between 0 and 1 (0.70 = 70%)")
+        escalate, expand = data.get("escalate_band"), data.get("expand_band")
+        if escalate is not None and expand is not None and escalate >= expand:
+            self.add_error("escalate_band", "must be below the expand band")
+        warn, critical = data.get("included_warn"), data.get("included_critical")
+        if warn is not None and critical is not None and warn >= critical:
+            self.add_error("included_warn", "must be below the critical included-volume share")
+        for name in ("run_rate_days", "plateau_days", "no_usage_days", "decline_days"):
+            if data.get(name) is not None and data[name] < 1:
+                self.add_error(name, "must be at least 1")
+        if data.get("run_rate_days") and data["run_rate_days"] > 180:
+            self.add_error("run_rate_days", "must be at most 180 days")
+        if data.get("decline_days") and data["decline_days"] > 7:
+            self.add_error("decline_days", "must be at most 7 (the detection window is the last 7 days)")
+        return data

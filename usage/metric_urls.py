@@ -13,4 +13,5 @@ urlpatterns = [
     path("book/", views.book, name="book"),
     path("book.csv", views.book_csv, name="book_csv"),
     path("metrics/", views.company, name="company"),
+    path("system/alert-settings/", views.alert_settings, name="alert_settings"),
 ]

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import accounts_visible_to
 from accounts.models import Segment
@@ -24,8 +24,9 @@ from revops.access import people_directory, people_in_scope, sees_company
 from revops.errors import ApplicationError
 from revops.models import Role, User
 from usage import selectors
-from usage.access import alert_for, alerts_visible_to, can_act_on_alert
-from usage.models import AlertKind, AlertState
+from usage.access import alert_for, alerts_visible_to, can_act_on_alert, can_change_alert_settings
+from usage.forms import AlertSettingsForm
+from usage.models import AlertKind, AlertSettings, AlertState
 from usage.services import alert_act
 
 QUEUE_PAGE = 100
@@ -363,3 +364,19 @@ def _parse_as_of(value: str, days: list[dt.date]) -> dt.date | None:
     if day in days:
         return day
     return days[0] if days else None
+
+
+# --- Alert settings (admin) --------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def alert_settings(request: HttpRequest) -> HttpResponse:
+    if not can_change_alert_settings(request.user):
+        raise PermissionDenied
+    current = AlertSettings.current()
+    form = AlertSettingsForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Alert settings saved; the next metrics refresh uses them.")
+        return redirect("metrics:alert_settings")
+    return render(request, "usage/alert_settings.html", {"form": form, "settings": current})
