@@ -149,6 +149,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates render as ISO 8601 (2026-11-20) on every page; see revops/formats/.
+FORMAT_MODULE_PATH = ["revops.formats"]
 
 # --- Static files (vendored, served by WhiteNoise) -----------------------------------
 STATIC_URL = "static/"
@@ -192,6 +194,8 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="revops <revops@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The site's public address: links in digest emails and Slack posts start with it.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
 
 # --- Celery ---------------------------------------------------------------------------
 # Redis when REDIS_URL is set; otherwise kombu's filesystem transport in .run/, so a
