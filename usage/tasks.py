@@ -4,6 +4,7 @@ import datetime as dt
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError
 from django.utils import timezone
@@ -62,18 +63,36 @@ def apply_retention() -> dict:
     return {"cutoff": result.cutoff.isoformat(), "dropped": result.dropped_partitions, "keys": result.deleted_keys}
 
 
-@shared_task(acks_late=True, soft_time_limit=3 * 3600 - 60, time_limit=3 * 3600, expires=24 * 3600)
-def run_import_job(job_id: int) -> str | None:
-    """Imports can be large (10 M rows): a long limit; the claim makes a redelivery harmless."""
-    from usage.jobs import import_job_run
+@shared_task(
+    bind=True, acks_late=True, soft_time_limit=3 * 3600 - 60, time_limit=3 * 3600, expires=24 * 3600, max_retries=None
+)
+def run_import_job(self, job_id: int) -> str | None:
+    """Imports can be large (10 M rows): a long limit; the claim makes a redelivery harmless.
 
-    job = import_job_run(job_id)
+    A task redelivered after its worker died finds the job still "running": it looks again
+    once the dead worker's heartbeat is stale, then runs the job itself.
+    """
+    from usage.jobs import JobStillRunning, import_job_run
+
+    try:
+        job = import_job_run(job_id)
+    except JobStillRunning as exc:
+        raise self.retry(countdown=exc.retry_in_s) from None
     return job.status if job else None
 
 
+@shared_task(acks_late=True, time_limit=60)
+def requeue_stale_import_jobs() -> list[int]:
+    """Safety net for jobs whose task is gone too: re-send the stale ones (the claim decides)."""
+    from usage.jobs import import_jobs_stale
+
+    stale = import_jobs_stale()
+    for job_id in stale:
+        run_import_job.delay(job_id)
+    return stale
+
+
 METRICS_SCHEDULED_KEY = "usage:metrics-refresh-scheduled"
-# Rollup changes within this window share one refresh (a refresh of 5,000 accounts takes seconds).
-METRICS_DEBOUNCE_S = 300
 
 
 def yesterday() -> dt.date:
@@ -84,8 +103,10 @@ def yesterday() -> dt.date:
 def schedule_metrics_refresh() -> None:
     """Enqueue one metrics refresh for a burst of rollup changes."""
     try:
-        if cache.add(METRICS_SCHEDULED_KEY, 1, timeout=METRICS_DEBOUNCE_S):
-            refresh_metrics.apply_async(countdown=60, expires=METRICS_DEBOUNCE_S * 2)
+        if cache.add(METRICS_SCHEDULED_KEY, 1, timeout=max(settings.METRICS_REFRESH_DELAY_S, 1)):
+            # Rollup changes until it runs share this refresh (5,000 accounts take seconds).
+            delay = settings.METRICS_REFRESH_DELAY_S
+            refresh_metrics.apply_async(countdown=delay, expires=delay + 900)
     except Exception:
         logger.exception("could not enqueue the metrics refresh; the nightly run will catch up")
 

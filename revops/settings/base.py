@@ -186,6 +186,8 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
 # Raw events are kept this many days (whole monthly partitions are dropped after it);
 # rollups are kept forever. The API refuses events older than this.
 USAGE_RAW_RETENTION_DAYS = env.int("USAGE_RAW_RETENTION_DAYS", default=35)
+# Seconds between a rollup change and the metrics refresh it triggers (changes in between share it).
+METRICS_REFRESH_DELAY_S = env.int("METRICS_REFRESH_DELAY_S", default=60)
 # A batch of 5,000 events with properties fits; larger bodies get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
 
