@@ -10,6 +10,8 @@ urlpatterns = [
     path("system/", views.system_status, name="system_status"),
     path("data/", include("usage.urls")),
     path("", include("usage.metric_urls")),
+    path("accounts/", include("accounts.urls")),
+    path("usage/", include("usage.panel_urls")),
     path("health", views.health_view, name="health"),
     path("favicon.ico", views.favicon),
     path("auth/", include("allauth.urls")),

@@ -1,0 +1,150 @@
+"""Reads for the account page: facts, hierarchy, owners, contracts, activities and plan.
+
+Each read is one query whatever the number of rows (contracts, children, owners), so the
+page's query count stays flat as an account grows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Q, QuerySet
+
+from accounts.models import Account, AccountPlan, Activity, Contract, OwnerRole, Ownership
+from revops.models import Role
+
+ACTIVITIES_PER_PAGE = 20
+# Who may edit the joint plan: the people on the account team today (and admins).
+PLAN_EDITOR_ROLES = (OwnerRole.LAND_AE, OwnerRole.EXPAND_AE, OwnerRole.CSM)
+
+ANCESTORS_SQL = """
+WITH RECURSIVE up(id, parent_id, depth) AS (
+    SELECT id, parent_id, 0 FROM accounts_account WHERE id = %s
+    UNION ALL
+    SELECT a.id, a.parent_id, up.depth + 1 FROM accounts_account a JOIN up ON a.id = up.parent_id
+    WHERE up.depth < 50
+)
+SELECT a.* FROM accounts_account a JOIN up ON up.id = a.id WHERE up.depth > 0 ORDER BY up.depth DESC
+"""
+
+
+@dataclass
+class OwnerRow:
+    ownership: Ownership
+    current: bool
+
+
+# Short names for the contracts table; the full label is the cell's title.
+MODEL_SHORT = {"commit": "Commit", "hybrid": "Hybrid", "credits": "Prepaid credits", "minimum": "Minimum commit"}
+
+
+@dataclass
+class ContractRow:
+    contract: Contract
+    in_force: bool
+    amended_by: list[Contract] = field(default_factory=list)
+
+    @property
+    def model_short(self) -> str:
+        return MODEL_SHORT.get(self.contract.pricing_model, self.contract.get_pricing_model_display())
+
+
+@dataclass
+class AccountPage:
+    account: Account
+    ancestors: list[Account]
+    children: list[Account]
+    owners: dict[str, list[OwnerRow]]  # role label → rows, oldest first
+    contracts: list[ContractRow]
+    plan: AccountPlan | None
+    can_edit_plan: bool
+
+
+def _is_current(ownership: Ownership, on: dt.date) -> bool:
+    return ownership.start_on <= on and (ownership.end_on is None or ownership.end_on >= on)
+
+
+def account_ancestors(*, account: Account, visible: QuerySet[Account]) -> list[Account]:
+    """The account's parents, root first, each marked ``visible`` or not. The page names
+    and links only visible ones: an ancestor outside the viewer's scope shows as "…", so
+    its name does not leak (the same rule as ``account_for``'s 404)."""
+    ancestors = list(Account.objects.raw(ANCESTORS_SQL, [account.pk]))
+    if ancestors:
+        linked = set(visible.filter(pk__in=[a.pk for a in ancestors]).values_list("pk", flat=True))
+        for ancestor in ancestors:
+            ancestor.visible = ancestor.pk in linked
+    return ancestors
+
+
+def account_children(*, account: Account, visible: QuerySet[Account]) -> list[Account]:
+    """Divisions directly below the account that the viewer may see."""
+    return list(visible.filter(parent=account).order_by("name"))
+
+
+def account_owners(*, account: Account, on: dt.date) -> tuple[dict[str, list[OwnerRow]], list[Ownership]]:
+    rows = list(Ownership.objects.filter(account=account).select_related("person").order_by("role", "start_on"))
+    by_role: dict[str, list[OwnerRow]] = {}
+    for role in OwnerRole:
+        role_rows = [OwnerRow(o, _is_current(o, on)) for o in rows if o.role == role.value]
+        if role_rows:
+            by_role[role.label] = role_rows
+    return by_role, rows
+
+
+def account_contracts(*, account: Account, on: dt.date) -> list[ContractRow]:
+    contracts = list(Contract.objects.filter(account=account).select_related("amends").order_by("start_on", "pk"))
+    rows = {c.pk: ContractRow(c, c.start_on <= on <= c.end_on) for c in contracts}
+    for contract in contracts:
+        if contract.amends_id in rows:
+            rows[contract.amends_id].amended_by.append(contract)
+    return list(rows.values())
+
+
+def can_edit_plan(*, user, ownerships: list[Ownership], on: dt.date) -> bool:
+    """Current land AE, expand AE or CSM of the account itself, or an admin."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.role == Role.ADMIN:
+        return True
+    return any(o.person_id == user.pk and o.role in PLAN_EDITOR_ROLES and _is_current(o, on) for o in ownerships)
+
+
+def user_can_edit_plan(*, user, account: Account, on: dt.date) -> bool:
+    """``can_edit_plan`` with its own query (the POST handlers, which need nothing else)."""
+    if user.is_authenticated and user.role == Role.ADMIN:
+        return True
+    return (
+        Ownership.objects.filter(account=account, person=user, role__in=PLAN_EDITOR_ROLES, start_on__lte=on)
+        .filter(Q(end_on__isnull=True) | Q(end_on__gte=on))
+        .exists()
+    )
+
+
+def account_plan(*, account: Account) -> AccountPlan | None:
+    return AccountPlan.objects.filter(account=account).select_related("updated_by").first()
+
+
+def account_page(*, account: Account, viewer, visible: QuerySet[Account], on: dt.date) -> AccountPage:
+    """Everything the shell shows; ``visible`` is ``accounts_visible_to(viewer, on=on)``,
+    computed once by the caller (it costs a query per hierarchy level for a seller)."""
+    owners, ownerships = account_owners(account=account, on=on)
+    return AccountPage(
+        account=account,
+        ancestors=account_ancestors(account=account, visible=visible),
+        children=account_children(account=account, visible=visible),
+        owners=owners,
+        contracts=account_contracts(account=account, on=on),
+        plan=account_plan(account=account),
+        can_edit_plan=can_edit_plan(user=viewer, ownerships=ownerships, on=on),
+    )
+
+
+def activities_for(*, account: Account) -> QuerySet[Activity]:
+    return Activity.objects.filter(account=account).select_related("person").order_by("-occurred_on", "-id")
+
+
+def activity_page(*, account: Account, number: int | str | None) -> Page:
+    """One page of the account's activities, newest first (out-of-range numbers clamp)."""
+    return Paginator(activities_for(account=account), ACTIVITIES_PER_PAGE).get_page(number)
