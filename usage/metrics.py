@@ -704,7 +704,11 @@ def portfolio(inputs: Iterable[Inputs], *, as_of: dt.date, t: Thresholds) -> Por
         expansion_velocity=compound_monthly_growth(
             sum((i.rev_n for i in mature), ZERO), sum((i.rev_n_90_ago for i in mature), ZERO)
         ),
-        consumption_rate=ratio(sum((i.consumed_in_term for i in rows if i.term_start), ZERO), term_total),
+        # Usage of accounts with no committed volume (a credits plan without committed ARR)
+        # has nothing to be a share of: only committed accounts count, as for realization.
+        consumption_rate=ratio(
+            sum((i.consumed_in_term for i in rows if i.commit_day_dollars_term > 0), ZERO), term_total
+        ),
         net_new_arr=_q(annualized(sum((i.rev_90 - i.rev_prior_90 for i in rows), ZERO), QUARTER_DAYS), CENT),
         realization_committed=_q(sum((i.committed_365 for i in committed_rows), ZERO), CENT),
         realization_realized=_q(sum((i.rev_365 for i in committed_rows), ZERO), CENT),

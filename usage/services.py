@@ -228,6 +228,18 @@ def refresh_metrics(*, as_of: dt.date) -> RefreshResult:
     return result
 
 
+# Ratio columns are numeric(12, 4). Growth from a near-zero base (a $0.000002 month, then
+# a $5,000 one) is a ratio over 10^8 that would overflow them and fail the whole refresh
+# for every account, so such a ratio is stored at the column's limit.
+RATIO_COLUMN_LIMIT = Decimal("99999999.9999")
+
+
+def _ratio_column(value: Decimal | None) -> Decimal | None:
+    if value is None:
+        return None
+    return max(-RATIO_COLUMN_LIMIT, min(RATIO_COLUMN_LIMIT, value))
+
+
 def _snapshot(m, computed_at: dt.datetime):
     from usage.models import AccountMetrics
 
@@ -236,16 +248,16 @@ def _snapshot(m, computed_at: dt.datetime):
         as_of=m.as_of,
         run_rate=m.run_rate,
         committed_arr=m.committed_arr,
-        burn_rate=m.burn_rate,
+        burn_rate=_ratio_column(m.burn_rate),
         band=m.band,
-        commit_pacing=m.commit_pacing,
-        projected_burn_at_term_end=m.projected_burn_at_term_end,
-        consumption_rate=m.consumption_rate,
+        commit_pacing=_ratio_column(m.commit_pacing),
+        projected_burn_at_term_end=_ratio_column(m.projected_burn_at_term_end),
+        consumption_rate=_ratio_column(m.consumption_rate),
         credit_balance=m.credit_balance,
         credits_run_out_on=m.credits_run_out_on,
         ttfbe_days=m.ttfbe_days,
-        mom_growth=m.mom_growth,
-        expansion_velocity=m.expansion_velocity,
+        mom_growth=_ratio_column(m.mom_growth),
+        expansion_velocity=_ratio_column(m.expansion_velocity),
         net_new_arr=m.net_new_arr,
         revenue_30d=m.revenue_30d,
         consumed_in_term=m.consumed_in_term,
@@ -271,12 +283,12 @@ def _portfolio_row(p, segment: str):
         accounts=p.accounts,
         run_rate=p.run_rate,
         committed_arr=p.committed_arr,
-        burn_rate=p.burn_rate,
-        nrr=p.nrr,
+        burn_rate=_ratio_column(p.burn_rate),
+        nrr=_ratio_column(p.nrr),
         gur=p.gur,
         median_ttfbe_days=p.median_ttfbe_days,
-        expansion_velocity=p.expansion_velocity,
-        consumption_rate=p.consumption_rate,
+        expansion_velocity=_ratio_column(p.expansion_velocity),
+        consumption_rate=_ratio_column(p.consumption_rate),
         net_new_arr=p.net_new_arr,
         realization_committed=p.realization_committed,
         realization_realized=p.realization_realized,
