@@ -18,7 +18,8 @@ import time
 from bench import common
 
 # bulk_import leaves the 10M-event database that rollup_fold reuses; api_ingest runs on it after.
-BENCHES = ("bulk_import", "rollup_fold", "api_ingest", "seed_demo")
+# metrics_refresh generates its own database (revops_bench_metrics).
+BENCHES = ("bulk_import", "rollup_fold", "api_ingest", "seed_demo", "metrics_refresh")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=None, help="bulk_import: CSV rows (default 10,000,000).")
     parser.add_argument("--histories", default=None, help="rollup_fold: history sizes (default 1000000,10000000).")
     parser.add_argument("--duration", type=float, default=None, help="api_ingest: measured seconds (default 30).")
+    parser.add_argument(
+        "--reuse-metrics",
+        action="store_true",
+        help="metrics_refresh: keep revops_bench_metrics when it already holds the generated data.",
+    )
     args = parser.parse_args(argv)
 
     only = [n for n in args.only.split(",") if n]
@@ -41,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "rollup_fold": ["--histories", args.histories] if args.histories else [],
         "api_ingest": ["--duration", str(args.duration)] if args.duration else [],
         "seed_demo": [],
+        "metrics_refresh": ["--reuse"] if args.reuse_metrics else [],
     }
 
     rows: list[common.Row] = []

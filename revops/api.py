@@ -13,7 +13,10 @@ api = NinjaAPI(
     version="1",
     urls_namespace="api-v1",
     auth=ApiKeyAuth(),
-    description="Usage ingestion and shared metrics. Authenticate with `Authorization: Bearer <key>`.",
+    description=(
+        "Usage ingestion and shared metrics. Authenticate with `Authorization: Bearer <key>`; "
+        "the read endpoints also accept a logged-in browser session."
+    ),
 )
 
 
@@ -42,3 +45,4 @@ def invalid(request: HttpRequest, exc: ValidationError):
 
 
 api.add_router("/", "usage.api.router")
+api.add_router("/", "usage.api_metrics.router")

@@ -19,7 +19,8 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Administrator"
 
 
-@pghistory.track()
+# The Slack webhook URL is a secret: kept out of the audit history.
+@pghistory.track(exclude=["slack_webhook_url"])
 class Team(models.Model):
     name = models.CharField(max_length=120, unique=True)
     manager = models.ForeignKey(
@@ -29,6 +30,9 @@ class Team(models.Model):
         on_delete=models.SET_NULL,
         related_name="managed_teams",
         help_text="Sees the team's books, queues and statements.",
+    )
+    slack_webhook_url = models.URLField(
+        blank=True, help_text="Slack incoming webhook for the team's daily alert digest (blank: no Slack post)."
     )
 
     class Meta:
