@@ -26,7 +26,7 @@ from revops.models import Role, User
 from usage import selectors
 from usage.access import alert_for, alerts_visible_to, can_act_on_alert, can_change_alert_settings
 from usage.forms import AlertSettingsForm
-from usage.models import AlertKind, AlertSettings, AlertState
+from usage.models import AccountMetrics, AlertKind, AlertSettings, AlertState
 from usage.services import alert_act
 
 QUEUE_PAGE = 100
@@ -200,6 +200,7 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
 
 # --- AE book -----------------------------------------------------------------------------
 
+BOOK_PAGE = 100
 BOOK_SORTS = {
     "name": "account__name",
     "run_rate": "run_rate",
@@ -240,7 +241,7 @@ def _book_context(request: HttpRequest) -> dict:
         segment=segment if segment in Segment.values else "",
         q=q,
     )
-    rows = []
+    rows = AccountMetrics.objects.none()
     totals = None
     if as_of is not None:
         visible = accounts_visible_to(request.user, on=as_of)
@@ -252,12 +253,20 @@ def _book_context(request: HttpRequest) -> dict:
             order=("-" if descending else "") + BOOK_SORTS[sort.lstrip("-")],
         )
         totals = selectors.book_totals(rows)
+    page_number = request.GET.get("page", "1")
+    page = max(1, min(int(page_number) if page_number.isdigit() else 1, 10_000))
+    page_rows = list(rows[(page - 1) * BOOK_PAGE : page * BOOK_PAGE]) if as_of else []
     return {
         "person": person,
         "people": people_in_scope(request.user).filter(role__in=[Role.AE, Role.CSM]).order_by("name")
         if sees_company(request.user) or person != request.user or request.user.role == Role.LEADER
         else [],
-        "rows": rows,
+        "all_rows": rows,
+        "rows": page_rows,
+        "last_row": (page - 1) * BOOK_PAGE + len(page_rows),
+        "page": page,
+        "first_row": (page - 1) * BOOK_PAGE + 1,
+        "has_next": bool(totals and totals.accounts > page * BOOK_PAGE),
         "totals": totals,
         "as_of": as_of,
         "sort": sort,
@@ -318,7 +327,7 @@ def book_csv(request: HttpRequest) -> HttpResponse:
             "next_gate_on",
         ]
     )
-    for row in context["rows"]:
+    for row in context["all_rows"].iterator(chunk_size=1000):
         writer.writerow(
             [
                 spreadsheet_safe(row.account.name),

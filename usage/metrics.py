@@ -18,9 +18,10 @@ computes a metric. Ratios are fractions (0.3333 = 33.33%); money is Decimal.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -85,6 +86,7 @@ class Inputs:
     rev_365: Decimal = ZERO
     consumed_in_term: Decimal = ZERO
     credits_used: Decimal = ZERO
+    credits_rev_n: Decimal = ZERO  # trailing N days' revenue of the accounts holding the credits
     first_usage_on: dt.date | None = None
     last_usage_on: dt.date | None = None
     land_on: dt.date | None = None
@@ -145,10 +147,7 @@ terms AS (
     FROM contracts GROUP BY root_id
 ),
 daily AS MATERIALIZED (
-    SELECT r.account_id, r.day, SUM(r.revenue) AS revenue
-    FROM usage_dailyrollup r
-    WHERE r.account_id IN (SELECT account_id FROM members) AND r.day <= %(d)s
-    GROUP BY r.account_id, r.day
+    {daily}
 ),
 sums AS (
     SELECT t.root_id,
@@ -186,7 +185,8 @@ series AS (
 ),
 -- Credits and included volume belong to the account that bought them, not its whole subtree.
 credit_use AS (
-    SELECT c.root_id, SUM(x.revenue) AS credits_used
+    SELECT c.root_id, SUM(x.revenue) AS credits_used,
+           SUM(x.revenue) FILTER (WHERE x.day > %(d)s - %(n)s) AS credits_rev_n
     FROM (
         SELECT root_id, account_id, MIN(start_on) AS start_on FROM contracts
         WHERE pricing_model = 'credits' AND end_on >= %(d)s GROUP BY root_id, account_id
@@ -222,7 +222,7 @@ workloads AS (
 )
 SELECT series.root_id,
     s.rev_n, s.rev_prior_n, s.rev_90, s.rev_prior_90, s.rev_n_90_ago, s.rev_n_half_plateau_ago,
-    s.rev_n_plateau_ago, s.rev_n_year_ago, s.rev_365, s.consumed_in_term, cu.credits_used,
+    s.rev_n_plateau_ago, s.rev_n_year_ago, s.rev_365, s.consumed_in_term, cu.credits_used, cu.credits_rev_n,
     s.first_usage_on, s.last_usage_on,
     tm.land_on, tm.term_start, tm.term_end, tm.committed_arr, tm.cdd_to_date, tm.cdd_term, tm.committed_365,
     tm.credits, tm.credits_end, tm.included_units,
@@ -235,6 +235,39 @@ LEFT JOIN included i ON i.root_id = series.root_id
 LEFT JOIN adoption a ON a.root_id = series.root_id
 LEFT JOIN workloads w ON w.root_id = series.root_id
 """
+
+# Revenue per account and day, summed over meters: straight from the rollups (a page or
+# the API asking about a few accounts), or from the table ``daily_table`` fills once for
+# both passes of a full refresh.
+DAILY_FROM_ROLLUPS = """SELECT r.account_id, r.day, SUM(r.revenue) AS revenue
+    FROM usage_dailyrollup r
+    WHERE r.account_id IN (SELECT account_id FROM members) AND r.day <= %(d)s
+    GROUP BY r.account_id, r.day"""
+DAILY_FROM_TABLE = "SELECT account_id, day, revenue FROM _metrics_daily"
+
+
+@contextlib.contextmanager
+def daily_table(as_of: dt.date) -> Iterator[None]:
+    """Fill a temporary account × day revenue table once (one scan of the rollups) for the
+    statements inside; ``account_inputs(..., shared_daily=True)`` reads it. Call inside a
+    transaction: the table is dropped on commit."""
+    with connection.cursor() as cursor:
+        # The aggregate holds millions of account-days: keep it in memory, not on disk.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(
+            "CREATE TEMP TABLE _metrics_daily ON COMMIT DROP AS "
+            "SELECT account_id, day, SUM(revenue) AS revenue FROM usage_dailyrollup WHERE day <= %s "
+            "GROUP BY account_id, day",
+            [as_of],
+        )
+        cursor.execute("ANALYZE _metrics_daily")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS _metrics_daily")
+
 
 _COLUMNS = [
     "account_id",
@@ -249,6 +282,7 @@ _COLUMNS = [
     "rev_365",
     "consumed_in_term",
     "credits_used",
+    "credits_rev_n",
     "first_usage_on",
     "last_usage_on",
     "land_on",
@@ -270,9 +304,15 @@ _COLUMNS = [
 
 
 def account_inputs(
-    *, as_of: dt.date, accounts: Iterable[int] | None = None, rollup: bool = True, thresholds: Thresholds
+    *,
+    as_of: dt.date,
+    accounts: Iterable[int] | None = None,
+    rollup: bool = True,
+    thresholds: Thresholds,
+    shared_daily: bool = False,
 ) -> dict[int, Inputs]:
-    """Inputs for ``accounts`` (all when None) as of ``as_of``, keyed by account id."""
+    """Inputs for ``accounts`` (all when None) as of ``as_of``, keyed by account id.
+    ``shared_daily``: read the table ``daily_table(as_of)`` filled instead of the rollups."""
     roots = None if accounts is None else sorted(set(accounts))
     if roots == []:
         return {}
@@ -287,7 +327,8 @@ def account_inputs(
         "series_days": SERIES_DAYS,
     }
     with connection.cursor() as cursor:
-        cursor.execute(INPUTS_SQL, params)
+        daily = DAILY_FROM_TABLE if shared_daily else DAILY_FROM_ROLLUPS
+        cursor.execute(INPUTS_SQL.replace("{daily}", daily), params)
         rows = cursor.fetchall()
         cursor.execute("SELECT MIN(day) FROM usage_dailyrollup")
         history_start = cursor.fetchone()[0]
@@ -555,7 +596,7 @@ def derive(i: Inputs, t: Thresholds, *, feature_count: int) -> Metrics:
     credit_balance = run_out = None
     if i.credits is not None:
         credit_balance = _q(i.credits - i.credits_used, CENT)
-        daily = i.rev_n / n
+        daily = i.credits_rev_n / n  # the buyer's own burn, not its whole subtree's
         if credit_balance <= 0:
             run_out = d
         elif daily > 0:

@@ -94,7 +94,7 @@ BAND_TONES = {Band.EXPAND: "good", Band.ADOPT: "warn", Band.ESCALATE: "bad", Ban
 def metric_rows(m: AccountMetrics) -> list[MetricRow]:
     """The snapshot's numbers as labelled, formatted rows, each with its definition."""
     band = Band(m.band)
-    credit_note = f"runs out {m.credits_run_out_on:%b %-d, %Y}" if m.credits_run_out_on else ""
+    credit_note = f"runs out {m.credits_run_out_on.isoformat()}" if m.credits_run_out_on else ""
     return [
         _row("run_rate", _money(m.run_rate), f"{_money(m.revenue_30d)} in the last 30 days"),
         _row("committed_arr", _money(m.committed_arr)),
@@ -120,18 +120,26 @@ def metric_rows(m: AccountMetrics) -> list[MetricRow]:
     ]
 
 
-def health_rows(m: AccountMetrics) -> list[dict]:
+def health_rows(m: AccountMetrics, previous: AccountMetrics | None = None) -> list[dict]:
+    """The score's components, each with how many points it moved since ``previous``."""
+    before = {part["key"]: Decimal(str(part["points"])) for part in (previous.health_components if previous else [])}
     rows = []
     for part in m.health_components:
         points, most = Decimal(str(part["points"])), Decimal(part["max"])
+        delta = points - before[part["key"]] if part["key"] in before else None
         rows.append(
             {
                 **part,
                 "points": points.normalize() if points == points.to_integral() else points,
                 "share": int(points / most * 100) if most else 0,
+                "delta": delta if delta else None,
             }
         )
     return rows
+
+
+# How far back "why it moved" looks: the newest snapshot at least a week older.
+HEALTH_COMPARE_DAYS = 7
 
 
 def _health_tone(score: int) -> str:
@@ -151,9 +159,19 @@ def metrics_panel(request: HttpRequest, external_id: str) -> HttpResponse:
             snapshot = AccountMetrics.objects.filter(account=account, as_of=as_of).first()
     context = {"account": account, "snapshot": snapshot}
     if snapshot is not None:
+        previous = (
+            AccountMetrics.objects.filter(
+                account=account, as_of__lte=snapshot.as_of - dt.timedelta(days=HEALTH_COMPARE_DAYS)
+            )
+            .order_by("-as_of")
+            .only("as_of", "health_score", "health_components")
+            .first()
+        )
         context.update(
+            previous=previous,
+            health_change=snapshot.health_score - previous.health_score if previous else None,
             rows=metric_rows(snapshot),
-            health=health_rows(snapshot),
+            health=health_rows(snapshot, previous),
             health_tone=_health_tone(snapshot.health_score),
             health_definition=DEFINITIONS["health_score"][1],
             gate_label=Gate(snapshot.next_gate).label if snapshot.next_gate in Gate.values else snapshot.next_gate,

@@ -89,9 +89,10 @@ class BookFilters:
 
 def book_rows(
     *, person, as_of: dt.date, visible: QuerySet, filters: BookFilters, order: str = "-run_rate"
-) -> list[AccountMetrics]:
-    """The person's book on ``as_of``: accounts they own in any role that day, each with
-    its metrics snapshot and count of active alerts. Three queries whatever the size."""
+) -> QuerySet[AccountMetrics]:
+    """The person's book on ``as_of``: accounts they own in any role that day (and their
+    divisions), each with its metrics snapshot and its count of active alerts, sorted.
+    A queryset: the page slices it, the totals aggregate it, the CSV streams it."""
     from django.db.models import OuterRef, Subquery
     from django.db.models.functions import Coalesce
 
@@ -119,8 +120,8 @@ def book_rows(
     if filters.q:
         rows = rows.filter(Q(account__name__icontains=filters.q) | Q(account__external_id__icontains=filters.q))
     field = order.lstrip("-")
-    ordering = [F(field).desc(nulls_last=True) if order.startswith("-") else F(field).asc(nulls_last=True)]
-    return list(rows.order_by(*ordering, "account__name"))
+    ordering = F(field).desc(nulls_last=True) if order.startswith("-") else F(field).asc(nulls_last=True)
+    return rows.order_by(ordering, "account__name", "pk")
 
 
 @dataclass(frozen=True)
@@ -135,16 +136,22 @@ class BookTotals:
         return (self.run_rate / self.committed_arr).quantize(Decimal("0.0001")) if self.committed_arr else None
 
 
-def book_totals(rows: list[AccountMetrics]) -> BookTotals:
-    """Totals over the book's top-level rows: a division whose parent is also in the book is
-    already inside the parent's rolled-up figures and is not added twice."""
-    ids = {row.account_id for row in rows}
-    top = [row for row in rows if row.account.parent_id not in ids]
+def book_totals(rows: QuerySet[AccountMetrics]) -> BookTotals:
+    """Totals over the book in one query. Money adds up top-level rows only: a division
+    whose parent is also in the book is already inside the parent's rolled-up figures."""
+    in_book = rows.values("account_id")
+    top = ~Q(account__parent_id__in=in_book)
+    totals = rows.order_by().aggregate(
+        accounts=Count("pk"),
+        run_rate=Sum("run_rate", filter=top),
+        committed_arr=Sum("committed_arr", filter=top),
+    )
+    totals["open_alerts"] = Alert.objects.filter(account_id__in=in_book, state__in=ACTIVE_ALERT_STATES).count()
     return BookTotals(
-        accounts=len(rows),
-        run_rate=sum((row.run_rate for row in top), Decimal(0)),
-        committed_arr=sum((row.committed_arr for row in top), Decimal(0)),
-        open_alerts=sum(row.open_alerts for row in rows),
+        accounts=totals["accounts"],
+        run_rate=totals["run_rate"] or Decimal(0),
+        committed_arr=totals["committed_arr"] or Decimal(0),
+        open_alerts=totals["open_alerts"] or 0,
     )
 
 

@@ -405,3 +405,17 @@ def test_alert_settings_are_for_admins_and_validated(make_user, ae, with_totp):
     assert "must be below the expand band" in text(bad)
     client.post("/system/alert-settings/", {**data, "payout_floor": "0.30"})
     assert AlertSettings.current().payout_floor == Decimal("0.3000")
+
+
+def test_a_big_book_is_paged_and_its_totals_cover_every_page(book):
+    for k in range(110):
+        extra = account(f"bulk{k:03d}")
+        own(extra, book["ae"], OwnerRole.LAND_AE)
+        snapshot(extra, "1000", "2000")
+    client = client_for(book["ae"])
+    first = text(client.get("/book/?sort=name"))
+    second = text(client.get("/book/?sort=name&page=2", **HTMX))
+    # 3 + 110 = 113 accounts; run rate 300,000 + 50,000 + 110 × 1,000 = 460,000.
+    assert "Accounts 1–100 of 113" in first
+    assert "Accounts 101–113 of 113" in second
+    assert "$460,000" in first and "$460,000" in second

@@ -241,7 +241,7 @@ def test_credits_balance_run_out_date_and_consumption(acme, meter):
 
 def test_an_exhausted_credit_balance_runs_out_on_the_as_of_day():
     m = derive(
-        pure(credits=Decimal(1000), credits_used=Decimal("1200.50"), rev_n=Decimal(300)),
+        pure(credits=Decimal(1000), credits_used=Decimal("1200.50"), rev_n=Decimal(300), credits_rev_n=Decimal(300)),
         T,
         feature_count=0,
     )
@@ -674,3 +674,18 @@ def test_portfolio_expansion_velocity_and_net_new_over_mature_accounts(acme, met
     # Net-new over everyone: trailing 90 days 3,993 + 1,500 = 5,493 vs prior 90 days
     # (Jan 2 – Apr 1) 3,000: 2,493 × 365 / 90 = 10,110.50.
     assert total.net_new_arr == Decimal("10110.50")
+
+
+def test_credits_run_out_follows_the_buyers_own_burn_not_its_subtree(acme, meter):
+    # Acme bought 10,000 of credits on Jan 1; its division burns 1,000/day, Acme itself
+    # 10/day over the last 30 days (Jun 1–30). Balance 10,000 − 30 × 10 = 9,700; at 10/day
+    # it lasts 970 days: past the term end, not 10 days as the subtree's burn would say.
+    division = Account.objects.create(external_id="acme-div", name="Acme Div", segment="smb", parent=acme)
+    make_contract(acme, D(2026, 1, 1), D(2026, 12, 31), model=PricingModel.CREDITS, credits=Decimal(10000))
+    for k in range(30):
+        day = D(2026, 6, 1) + dt.timedelta(days=k)
+        on(acme, meter, day, "10")
+        on(division, meter, day, "1000")
+    m = account_metrics(as_of=D(2026, 6, 30), accounts=[acme.pk])[acme.pk]
+    assert m.credit_balance == Decimal("9700.00")
+    assert m.credits_run_out_on == D(2026, 6, 30) + dt.timedelta(days=970)
