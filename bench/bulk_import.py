@@ -77,10 +77,10 @@ def raw_copy(url: str, path: str, *, unlogged: bool) -> tuple[int, float]:
 
 
 def _classify(sql: str) -> str | None:
-    if "LATERAL (VALUES" in sql:
-        return "validation pass (one SQL scan of staging)"
     if "INSERT INTO usage_eventkey" in sql:
         return "store statement (dedupe keys, events, deltas, first-seen)"
+    if "FROM _usage_stage" in sql and "reason" in sql:
+        return "validation pass (one SQL scan of staging)"
     if "INSERT INTO usage_quarantinedevent" in sql:
         return "quarantine statement"
     if "SELECT count(*) FROM _usage_stage" in sql:

@@ -35,4 +35,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=6, minute=0),
         "options": {"expires": 6 * 3600},
     },
+    # Import jobs whose worker died mid-run (no heartbeat for minutes) are sent again.
+    "usage-requeue-stale-imports": {
+        "task": "usage.tasks.requeue_stale_import_jobs",
+        "schedule": 300.0,
+        "options": {"expires": 240},
+    },
 }

@@ -119,11 +119,14 @@ def post_events(request: HttpRequest):
 
     now = timezone.now()
     parse = parse_cloudevent if cloudevents else parse_native
+    # JSON can only carry a NUL escaped: without "\u0000" in the body, no property holds one
+    # and the per-event search through nested properties is skipped.
+    may_hold_nul = b"\\u0000" in body
     retention = settings.USAGE_RAW_RETENTION_DAYS
     valid, rejected = [], []
     for index, obj in enumerate(payload):
         try:
-            event = parse(obj)
+            event = parse(obj, may_hold_nul=may_hold_nul)
             check_time_window(event, now=now, retention_days=retention)
         except EventError as exc:
             raw_id = obj.get("id") if isinstance(obj, dict) else None

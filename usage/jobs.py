@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from revops.errors import ApplicationError
@@ -86,6 +89,80 @@ def import_job_progress(job: ImportJob) -> int | None:
     return min(99, int(job.bytes_done * 100 / job.size_bytes)) if job.size_bytes else 0
 
 
+# A running job's worker records a heartbeat this often (from a thread of its own, so long
+# SQL statements do not starve it); a job whose heartbeat is older than STALE_AFTER has lost
+# its worker (crash, OOM kill, lost node) and may be claimed again. Every import is
+# all-or-nothing, so the dead worker left nothing behind and running it again is safe.
+HEARTBEAT_S = 30
+STALE_AFTER = dt.timedelta(minutes=3)
+
+
+class JobStillRunning(Exception):
+    """The job is running elsewhere and looks alive: look again once it could be stale."""
+
+    def __init__(self, retry_in_s: int) -> None:
+        super().__init__(f"import job is running elsewhere; look again in {retry_in_s} s")
+        self.retry_in_s = retry_in_s
+
+
+class _Heartbeat:
+    """Beats for the job through its own autocommit connection until stopped."""
+
+    def __init__(self, job_id: int) -> None:
+        from revops.db import side_connection
+
+        self._conn = side_connection()
+        self._job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"import-job-{job_id}-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self._conn.execute(
+                    "UPDATE usage_importjob SET heartbeat_at = now() WHERE id = %s AND status = 'running'",
+                    [self._job_id],
+                )
+            except Exception:  # a missed beat only risks a needless re-run, never a wrong result
+                logger.warning("import job %s: heartbeat failed", self._job_id, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
+
+
+def _claim(job_id: int) -> bool:
+    """Claim a queued job, or a running one whose worker stopped beating; exactly one caller wins."""
+    now = timezone.now()
+    stale = Q(status=ImportJob.Status.RUNNING) & (
+        Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True, created_at__lt=now - STALE_AFTER)
+    )
+    claimed = (
+        ImportJob.objects.filter(pk=job_id)
+        .filter(Q(status=ImportJob.Status.QUEUED) | stale)
+        .update(status=ImportJob.Status.RUNNING, heartbeat_at=now, bytes_done=0)
+    )
+    if claimed:
+        return True
+    job = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).values("heartbeat_at", "created_at")
+    if row := job.first():
+        last = row["heartbeat_at"] or row["created_at"]
+        raise JobStillRunning(max(1, int((last + STALE_AFTER - now).total_seconds()) + 1))
+    return False
+
+
+def import_jobs_stale() -> list[int]:
+    """Running jobs whose worker stopped beating (for a sweep that re-queues them)."""
+    now = timezone.now()
+    return list(
+        ImportJob.objects.filter(status=ImportJob.Status.RUNNING)
+        .filter(Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True, created_at__lt=now - STALE_AFTER))
+        .values_list("pk", flat=True)
+    )
+
+
 class _ProgressWriter:
     """Records bytes read on the job row through its own autocommit connection.
 
@@ -104,7 +181,9 @@ class _ProgressWriter:
 
     def __call__(self, done: int) -> None:
         if done - self._last >= self._step:
-            self._conn.execute("UPDATE usage_importjob SET bytes_done = %s WHERE id = %s", [done, self._job_id])
+            self._conn.execute(
+                "UPDATE usage_importjob SET bytes_done = %s, heartbeat_at = now() WHERE id = %s", [done, self._job_id]
+            )
             self._last = done
 
     def close(self) -> None:
@@ -112,13 +191,17 @@ class _ProgressWriter:
 
 
 def import_job_run(job_id: int) -> ImportJob | None:
-    """Run a queued job once: the conditional UPDATE lets exactly one worker claim it."""
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.RUNNING
-    )
-    if not claimed:
+    """Run a queued job once: the conditional UPDATE lets exactly one worker claim it.
+
+    A job left running by a worker that died (its heartbeat went stale) is claimed and run
+    again; while its heartbeat is fresh, ``JobStillRunning`` says when to look again (a
+    redelivered task arrives right after the crash, before the heartbeat is stale). A
+    finished job returns None.
+    """
+    if not _claim(job_id):
         return None
     job = ImportJob.objects.get(pk=job_id)
+    heartbeat = _Heartbeat(job.pk)
     progress = _ProgressWriter(job)
     importer = _importers()[job.kind]
     try:
@@ -151,6 +234,7 @@ def import_job_run(job_id: int) -> ImportJob | None:
     else:
         _finish(job, ImportJob.Status.SUCCEEDED, summary=summary)
     finally:
+        heartbeat.stop()
         progress.close()
         Path(job.path).unlink(missing_ok=True)
     return job

@@ -87,7 +87,8 @@ class UsageEvent(models.Model):
 class DailyRollup(models.Model):
     """Quantity, priced revenue and event count per account × meter × day (UTC)."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="rollups")
+    # No index of its own: the (account, meter, day) unique index and (account, day) cover it.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="rollups", db_index=False)
     meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="rollups")
     day = models.DateField()
     quantity = models.DecimalField(**QUANTITY)
@@ -227,6 +228,9 @@ class ImportJob(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it; a stale one may be re-run."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -367,6 +371,9 @@ class Alert(models.Model):
     escalated_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts_escalated"
     )
+    # Set when someone assigns the alert by hand: the nightly sync then stops moving it to
+    # whoever is the account's CSM.
+    owner_pinned = models.BooleanField(default=False)
     opened_on = models.DateField(help_text="The metrics date on which the condition was first found.")
     last_seen_on = models.DateField()
     cleared_on = models.DateField(null=True, blank=True)
@@ -450,7 +457,7 @@ class AlertSettings(models.Model):
     included_warn = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.70"))
     included_critical = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.90"))
     credits_low_fraction = models.DecimalField(
-        max_digits=5, decimal_places=4, default=Decimal("0.20"), help_text="Credit balance below this share."
+        max_digits=5, decimal_places=4, default=Decimal("0.20"), help_text="Credit balance at or below this share."
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -7,7 +7,8 @@ and the tier format are documented in docs/imports.md.
 A meter's ``unit_price`` is a plain decimal (one open-ended tier) or a tier list
 ``0-1000:0.002|1000-:0.001``: ``from-to:price`` pieces separated by ``|``, contiguous
 from 0, the last one open-ended. Each tier prices the part of the month's volume that
-falls inside it (graduated pricing, as ``usage.rollups`` computes revenue).
+falls inside it (graduated pricing, as ``usage.rollups`` computes revenue). When a
+stored meter's tiers change, every stored rollup month of that meter is re-priced.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from revops.tabular import (
     reject_if_any,
 )
 from usage.models import UNIT_PRICE, Meter, MeterTier, ProductRelease
+from usage.rollups import reprice_meters
 
 BATCH = 2000
 PRICE_PLACES = UNIT_PRICE["decimal_places"]
@@ -156,6 +158,8 @@ def import_meters(stream: BinaryIO) -> ImportReport:
         ],
         batch_size=BATCH,
     )
+    # Revenue of stored rollups follows the new tiers (in this transaction: all or nothing).
+    reprice_meters([meter.pk for meter in retiered])
     updated = len({meter.pk for meter in [*changed, *retiered]})
     return _summary(report, rows=len(parsed), created=len(created), updated=updated)
 

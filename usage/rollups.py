@@ -20,6 +20,7 @@ from django.db import connection, transaction
 # Keys for pg_advisory_xact_lock: one per unit of work.
 FOLD_LOCK = 7_201_001
 BATCH_ROWS = 200_000
+FOLD_WORK_MEM = "64MB"
 
 _FOLD_SQL = """
 WITH claimed AS (
@@ -45,11 +46,13 @@ WITH claimed AS (
                 r.revenue)
     RETURNING account_id, meter_id, day
 )
--- Tiered meters price on the month's running volume: their months are re-priced next.
-INSERT INTO _touched_months (account_id, meter_id, month)
-SELECT DISTINCT account_id, meter_id, date_trunc('month', day)::date FROM upserted
+-- Tiered meters price on the month's running volume: their months are re-priced next,
+-- from the earliest touched day on (the volume before it did not change).
+INSERT INTO _reprice_months (account_id, meter_id, month, from_day)
+SELECT account_id, meter_id, date_trunc('month', day)::date, min(day) FROM upserted
 WHERE meter_id NOT IN (SELECT meter_id FROM flat)
-ON CONFLICT DO NOTHING
+GROUP BY 1, 2, 3
+ON CONFLICT (account_id, meter_id, month) DO UPDATE SET from_day = LEAST(_reprice_months.from_day, EXCLUDED.from_day)
 """
 
 # Revenue of a day = price(month volume through that day) − price(volume before it), with
@@ -60,11 +63,13 @@ WITH tiers AS (
            COALESCE(lag(up_to) OVER (PARTITION BY meter_id ORDER BY up_to NULLS LAST), 0) AS lower
     FROM usage_metertier
 ), days AS (
-    SELECT r.id, r.meter_id, r.quantity, r.revenue,
+    -- The month's running volume needs every day of it; only days from from_day on can
+    -- change price.
+    SELECT r.id, r.meter_id, r.quantity, r.revenue, r.day >= t.from_day AS touched,
            COALESCE(sum(r.quantity) OVER (
                PARTITION BY r.account_id, r.meter_id, t.month ORDER BY r.day
                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-    FROM _touched_months t
+    FROM _reprice_months t
     JOIN usage_dailyrollup r ON r.account_id = t.account_id AND r.meter_id = t.meter_id
      AND r.day >= t.month AND r.day < (t.month + interval '1 month')
 ), priced AS (
@@ -73,6 +78,7 @@ WITH tiers AS (
                tiers.unit_price * GREATEST(0, LEAST(d.before + d.quantity, tiers.upper) - GREATEST(d.before, tiers.lower))
            ), 0), 6) AS new_revenue
     FROM days d LEFT JOIN tiers ON tiers.meter_id = d.meter_id
+    WHERE d.touched
     GROUP BY d.id, d.revenue
 )
 UPDATE usage_dailyrollup r SET revenue = p.new_revenue
@@ -89,12 +95,19 @@ class FoldResult:
 
 def _touched_table(cursor) -> None:
     cursor.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS _touched_months"
-        " (account_id bigint, meter_id bigint, month date, PRIMARY KEY (account_id, meter_id, month))"
-        " ON COMMIT DELETE ROWS"
+        "CREATE TEMP TABLE IF NOT EXISTS _reprice_months (account_id bigint, meter_id bigint, month date,"
+        " from_day date NOT NULL, PRIMARY KEY (account_id, meter_id, month)) ON COMMIT DELETE ROWS"
     )
     # Inside an outer transaction (a test, a seed) ON COMMIT has not emptied it yet.
-    cursor.execute("TRUNCATE _touched_months")
+    cursor.execute("TRUNCATE _reprice_months")
+
+
+def _reprice(cursor) -> int:
+    """Re-price what ``_reprice_months`` lists; its statistics first, so the planner sizes
+    the join with DailyRollup right (a temporary table is never auto-analyzed)."""
+    cursor.execute("ANALYZE _reprice_months")
+    cursor.execute(_REPRICE_SQL)
+    return cursor.rowcount
 
 
 def fold_deltas(*, limit: int = BATCH_ROWS, wait: bool = False) -> FoldResult:
@@ -110,14 +123,16 @@ def fold_deltas(*, limit: int = BATCH_ROWS, wait: bool = False) -> FoldResult:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK])
             if not cursor.fetchone()[0]:
                 return FoldResult(0, 0, skipped_locked=True)
-        _touched_table(cursor)
         cursor.execute("SELECT count(*) FROM (SELECT 1 FROM usage_rollupdelta LIMIT %s) pending", [limit])
         pending = cursor.fetchone()[0]
         if not pending:
             return FoldResult(0, 0)
+        # The claim's sums and the re-price's window sort fit in memory; no JIT for one run.
+        cursor.execute(f"SET LOCAL work_mem = '{FOLD_WORK_MEM}'")
+        cursor.execute("SET LOCAL jit = off")
+        _touched_table(cursor)
         cursor.execute(_FOLD_SQL, {"limit": limit})
-        cursor.execute(_REPRICE_SQL)
-        repriced = cursor.rowcount
+        repriced = _reprice(cursor)
     return FoldResult(pending, repriced)
 
 
@@ -142,11 +157,27 @@ def reprice_months(months: list[tuple[int, int, dt.date]]) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         _touched_table(cursor)
         cursor.executemany(
-            "INSERT INTO _touched_months VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            [(a, m, month.replace(day=1)) for a, m, month in months],
+            "INSERT INTO _reprice_months VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(a, m, month.replace(day=1), month.replace(day=1)) for a, m, month in months],
         )
-        cursor.execute(_REPRICE_SQL)
-        return cursor.rowcount
+        return _reprice(cursor)
+
+
+def reprice_meters(meter_ids: list[int]) -> int:
+    """Re-price every stored month of these meters (their tiers changed), under the fold lock
+    so a concurrent fold cannot price a month with the old tiers after this."""
+    if not meter_ids:
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FOLD_LOCK])
+        cursor.execute(f"SET LOCAL work_mem = '{FOLD_WORK_MEM}'")
+        _touched_table(cursor)
+        cursor.execute(
+            "INSERT INTO _reprice_months SELECT DISTINCT account_id, meter_id, date_trunc('month', day)::date,"
+            " date_trunc('month', day)::date FROM usage_dailyrollup WHERE meter_id = ANY(%s)",
+            [list(meter_ids)],
+        )
+        return _reprice(cursor)
 
 
 def raw_event_window() -> tuple[dt.date, dt.date] | None:
@@ -191,9 +222,9 @@ def rebuild_from_events() -> int:
         rows = cursor.rowcount
         _touched_table(cursor)
         cursor.execute(
-            "INSERT INTO _touched_months SELECT DISTINCT account_id, meter_id, date_trunc('month', day)::date"
-            " FROM usage_dailyrollup WHERE day BETWEEN %s AND %s",
+            "INSERT INTO _reprice_months SELECT DISTINCT account_id, meter_id, date_trunc('month', day)::date,"
+            " date_trunc('month', day)::date FROM usage_dailyrollup WHERE day BETWEEN %s AND %s",
             [first.replace(day=1), last],
         )
-        cursor.execute(_REPRICE_SQL)
+        _reprice(cursor)
     return rows

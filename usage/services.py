@@ -178,7 +178,7 @@ def refresh_metrics(*, as_of: dt.date) -> RefreshResult:
     import time
 
     from accounts.models import Account
-    from usage.metrics import Thresholds, account_inputs, derive, feature_count, portfolio
+    from usage.metrics import Thresholds, account_inputs, daily_table, derive, feature_count, portfolio
     from usage.models import AccountMetrics, AlertSettings, MetricsRefresh, PortfolioMetrics
 
     started_at = timezone.now()
@@ -188,11 +188,12 @@ def refresh_metrics(*, as_of: dt.date) -> RefreshResult:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [METRICS_LOCK])
-        metrics = {
-            account_id: derive(inputs, t, feature_count=features)
-            for account_id, inputs in account_inputs(as_of=as_of, thresholds=t).items()
-        }
-        own = account_inputs(as_of=as_of, rollup=False, thresholds=t)
+        with daily_table(as_of):
+            metrics = {
+                account_id: derive(inputs, t, feature_count=features)
+                for account_id, inputs in account_inputs(as_of=as_of, thresholds=t, shared_daily=True).items()
+            }
+            own = account_inputs(as_of=as_of, rollup=False, thresholds=t, shared_daily=True)
         computed_at = timezone.now()
         AccountMetrics.objects.filter(as_of=as_of).delete()
         AccountMetrics.objects.bulk_create([_snapshot(m, computed_at) for m in metrics.values()], batch_size=1000)
@@ -308,6 +309,7 @@ ALERT_SYNC_FIELDS = [
     "condition_active",
     "cleared_on",
     "snoozed_until",
+    "updated_at",
 ]
 
 
@@ -319,6 +321,7 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
 
     csm = _owners_on(as_of, OwnerRole.CSM)
     land_ae = _owners_on(as_of, OwnerRole.LAND_AE)
+    now = timezone.now()
     active = {(a.account_id, a.kind): a for a in Alert.objects.filter(condition_active=True)}
     created: list[Alert] = []
     changed: list[Alert] = []
@@ -344,8 +347,11 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
                         AlertEvent(alert=alert, action="snooze ended", from_state=alert.state, to_state="open")
                     )
                     alert.state, alert.snoozed_until = AlertState.OPEN, None
-                if alert.owner_id is None:
-                    alert.owner_id = csm.get(account_id)
+                current_csm = csm.get(account_id)
+                if not alert.owner_pinned and current_csm and alert.owner_id != current_csm and alert.is_active:
+                    # The account changed hands: the alert follows its new CSM.
+                    events.append(AlertEvent(alert=alert, action="reassigned", note="the account's CSM changed"))
+                    alert.owner_id = current_csm
                 if escalate and alert.escalated_to_id is None and alert.is_active:
                     alert.escalated_to_id = land_ae.get(account_id)
                     if alert.escalated_to_id:
@@ -356,9 +362,11 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
             alert.gate_on = c.gate_on
             alert.details = c.details
             alert.last_seen_on = as_of
+            alert.updated_at = now
     for alert in active.values():  # conditions that no longer hold
         alert.condition_active = False
         alert.cleared_on = as_of
+        alert.updated_at = now
         if alert.is_active:
             events.append(
                 AlertEvent(alert=alert, action="cleared", from_state=alert.state, to_state=AlertState.CLEARED)
@@ -458,6 +466,7 @@ def alert_act(
             if action == "assign":
                 detail = f"assigned to {assignee}" + (f": {note}" if note else "")
                 alert.owner = assignee
+                alert.owner_pinned = True
             if action == "snooze":
                 alert.snoozed_until = until
                 detail = f"until {until}" + (f": {note}" if note else "")
@@ -472,6 +481,6 @@ def alert_act(
                     alert=alert, actor=actor, action=action, from_state=before, to_state=alert.state, note=detail
                 )
             )
-        Alert.objects.bulk_update(alerts, ["state", "owner", "snoozed_until", "outcome", "updated_at"])
+        Alert.objects.bulk_update(alerts, ["state", "owner", "owner_pinned", "snoozed_until", "outcome", "updated_at"])
         AlertEvent.objects.bulk_create(events)
     return alerts

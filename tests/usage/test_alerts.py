@@ -31,7 +31,7 @@ from usage.models import (
     PortfolioMetrics,
     Severity,
 )
-from usage.services import refresh_metrics
+from usage.services import alert_act, refresh_metrics
 
 D = dt.date
 T = Thresholds()
@@ -228,7 +228,13 @@ CREDITS_END = D(2026, 12, 31)
 
 
 def credits(used: str, *, daily: str = "0", ends: dt.date = CREDITS_END) -> Metrics:
-    return metrics(credits=Decimal(10000), credits_used=Decimal(used), credits_end=ends, rev_n=Decimal(daily) * 30)
+    return metrics(
+        credits=Decimal(10000),
+        credits_used=Decimal(used),
+        credits_end=ends,
+        rev_n=Decimal(daily) * 30,
+        credits_rev_n=Decimal(daily) * 30,
+    )
 
 
 def test_credits_low_fires_at_20_percent_left():
@@ -432,6 +438,23 @@ def test_the_alert_owner_is_the_csm_on_the_as_of_day(acct, make_user, as_of, own
     assert alert.owner.name == owner
 
 
+def test_an_open_alert_follows_the_account_to_its_new_csm_unless_assigned_by_hand(acct, make_user):
+    alex, blair, cam = (make_user(Role.CSM, name=n) for n in ("alex", "blair", "cam"))
+    own(acct, alex, OwnerRole.CSM, D(2026, 1, 1), D(2026, 6, 19))
+    own(acct, blair, OwnerRole.CSM, D(2026, 6, 20))
+
+    refresh_metrics(as_of=D(2026, 6, 19))
+    refresh_metrics(as_of=D(2026, 6, 20))
+    [alert] = alerts(acct)
+    assert alert.owner == blair
+    assert history(alert)[-1] == ("reassigned", "", "")
+
+    alert_act(alert_ids=[alert.pk], actor=blair, action="assign", today=D(2026, 6, 20), assignee=cam)
+    refresh_metrics(as_of=D(2026, 6, 21))
+    alert.refresh_from_db()
+    assert (alert.owner, alert.owner_pinned) == (cam, True)
+
+
 def test_a_division_without_a_csm_inherits_its_parents(meter, make_user):
     casey = make_user(Role.CSM, name="casey")
     parent = make_account("parent")
@@ -614,9 +637,9 @@ def test_a_ratio_too_large_for_its_column_does_not_fail_the_refresh(acct, meter)
 
 
 # Every query refresh_metrics makes is a set operation: the count is the same for 3
-# accounts or 30, opening alerts or updating them (26 on a first run, 4 of which create
-# the AlertSettings row; 22 on a rerun).
-REFRESH_MAX_QUERIES = 26
+# accounts or 30, opening alerts or updating them (31 on a first run, 4 of which create
+# the AlertSettings row and 5 fill and drop the shared account-day table; 27 on a rerun).
+REFRESH_MAX_QUERIES = 31
 
 
 @pytest.mark.parametrize("accounts", [3, 30])
