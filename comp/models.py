@@ -236,3 +236,31 @@ class InquiryMessage(models.Model):
 
     def __str__(self) -> str:
         return f"Message on inquiry {self.inquiry_id}"
+
+
+class Attainment(models.Model):
+    """How far a person got towards quota in a month's quota period, as the last run saw it
+    (the statement's attainment and tier). Rewritten by every run; the money is in the ledger."""
+
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attainments")
+    period = models.DateField(help_text="The month computed.")
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="attainments")
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="+")
+    quota_period_start = models.DateField()
+    quota_period_end = models.DateField()
+    credited = models.DecimalField(**MONEY)
+    quota = models.DecimalField(**MONEY)
+    ramp_share = models.DecimalField(max_digits=5, decimal_places=4)
+    effective_quota = models.DecimalField(**MONEY)
+    attainment = models.DecimalField(max_digits=12, decimal_places=4, null=True)
+    multiplier = models.DecimalField(max_digits=6, decimal_places=3, help_text="The tier reached.")
+    inputs = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["person", "period"]
+        constraints = [
+            models.UniqueConstraint(fields=["person", "period", "assignment"], name="attainment_person_period_plan")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} {self.period:%Y-%m}: {self.attainment}"

@@ -155,6 +155,28 @@ class Migration(migrations.Migration):
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='comp.planversion'),
         ),
         migrations.CreateModel(
+            name='Attainment',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('period', models.DateField(help_text='The month computed.')),
+                ('quota_period_start', models.DateField()),
+                ('quota_period_end', models.DateField()),
+                ('credited', models.DecimalField(decimal_places=2, max_digits=16)),
+                ('quota', models.DecimalField(decimal_places=2, max_digits=16)),
+                ('ramp_share', models.DecimalField(decimal_places=4, max_digits=5)),
+                ('effective_quota', models.DecimalField(decimal_places=2, max_digits=16)),
+                ('attainment', models.DecimalField(decimal_places=4, max_digits=12, null=True)),
+                ('multiplier', models.DecimalField(decimal_places=3, help_text='The tier reached.', max_digits=6)),
+                ('inputs', models.JSONField(default=dict)),
+                ('assignment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attainments', to='comp.assignment')),
+                ('person', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attainments', to=settings.AUTH_USER_MODEL)),
+                ('plan_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='comp.planversion')),
+            ],
+            options={
+                'ordering': ['person', 'period'],
+            },
+        ),
+        migrations.CreateModel(
             name='Statement',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
@@ -208,6 +230,10 @@ class Migration(migrations.Migration):
         pgtrigger.migrations.AddTrigger(
             model_name='ledgerline',
             trigger=pgtrigger.compiler.Trigger(name='ledgerline_append_only', sql=pgtrigger.compiler.UpsertTriggerSql(func="RAISE EXCEPTION 'pgtrigger: Cannot update or delete rows from % table', TG_TABLE_NAME;", hash='9c1131ff9f3c18dbeba87a509b34e80f1047e050', operation='UPDATE OR DELETE', pgid='pgtrigger_ledgerline_append_only_184a0', table='comp_ledgerline', when='BEFORE')),
+        ),
+        migrations.AddConstraint(
+            model_name='attainment',
+            constraint=models.UniqueConstraint(fields=('person', 'period', 'assignment'), name='attainment_person_period_plan'),
         ),
         migrations.AddConstraint(
             model_name='statement',
