@@ -29,7 +29,8 @@ from usage.forms import AlertSettingsForm
 from usage.models import AccountMetrics, AlertKind, AlertSettings, AlertState
 from usage.services import alert_act
 
-QUEUE_PAGE = 100
+# The most severe 50 first: a triage list, not a report (the rest are a page away).
+QUEUE_PAGE = 50
 
 
 def _today() -> dt.date:

@@ -832,3 +832,55 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         "Revenue consumed ÷ commitment pro-rated over the trailing 365 days; the gap is committed − realized.",
     ),
 }
+
+
+# --- Burn at many (account, day) points: comp gates, clawbacks and estimates ------------
+
+BURN_AT_SQL = """
+WITH RECURSIVE points AS (
+    SELECT DISTINCT * FROM unnest(%(accounts)s::bigint[], %(days)s::date[]) AS p(account_id, day)
+),
+tree(root_id, account_id) AS (
+    SELECT DISTINCT account_id, account_id FROM points
+    UNION ALL
+    SELECT t.root_id, a.id FROM accounts_account a JOIN tree t ON a.parent_id = t.account_id
+)
+SELECT p.account_id, p.day,
+    COALESCE((
+        SELECT SUM(r.revenue) FROM tree t JOIN usage_dailyrollup r ON r.account_id = t.account_id
+        WHERE t.root_id = p.account_id AND r.day > p.day - %(n)s AND r.day <= p.day
+    ), 0),
+    COALESCE((
+        SELECT SUM(c.committed_arr) FROM tree t JOIN accounts_contract c ON c.account_id = t.account_id
+        WHERE t.root_id = p.account_id AND c.start_on <= p.day AND c.end_on >= p.day
+    ), 0)
+FROM points p
+"""
+
+
+@dataclass(frozen=True)
+class BurnPoint:
+    run_rate: Decimal
+    committed_arr: Decimal
+
+    @property
+    def burn_rate(self) -> Decimal | None:
+        return ratio(self.run_rate, self.committed_arr)
+
+
+def burn_at(points: Iterable[tuple[int, dt.date]], *, run_rate_days: int = 30) -> dict[tuple[int, dt.date], BurnPoint]:
+    """Run rate, committed ARR in force and burn (the same definitions as ``derive``, the
+    account's subtree rolled up) at each (account id, day), in one statement."""
+    pairs = sorted(set(points))
+    if not pairs:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            BURN_AT_SQL,
+            {"accounts": [a for a, _ in pairs], "days": [d for _, d in pairs], "n": run_rate_days},
+        )
+        rows = cursor.fetchall()
+    return {
+        (account_id, day): BurnPoint(_q(annualized(revenue, run_rate_days), CENT), committed)
+        for account_id, day, revenue, committed in rows
+    }

@@ -137,21 +137,19 @@ class BookTotals:
 
 
 def book_totals(rows: QuerySet[AccountMetrics]) -> BookTotals:
-    """Totals over the book in one query. Money adds up top-level rows only: a division
-    whose parent is also in the book is already inside the parent's rolled-up figures."""
-    in_book = rows.values("account_id")
-    top = ~Q(account__parent_id__in=in_book)
-    totals = rows.order_by().aggregate(
-        accounts=Count("pk"),
-        run_rate=Sum("run_rate", filter=top),
-        committed_arr=Sum("committed_arr", filter=top),
-    )
-    totals["open_alerts"] = Alert.objects.filter(account_id__in=in_book, state__in=ACTIVE_ALERT_STATES).count()
+    """Totals over the whole book (every page) from one narrow query. Money adds up
+    top-level rows only: a division whose parent is also in the book is already inside the
+    parent's rolled-up figures."""
+    figures = list(rows.order_by().values_list("account_id", "account__parent_id", "run_rate", "committed_arr"))
+    in_book = {account_id for account_id, _, _, _ in figures}
+    top = [(run, committed) for _, parent, run, committed in figures if parent not in in_book]
     return BookTotals(
-        accounts=totals["accounts"],
-        run_rate=totals["run_rate"] or Decimal(0),
-        committed_arr=totals["committed_arr"] or Decimal(0),
-        open_alerts=totals["open_alerts"] or 0,
+        accounts=len(figures),
+        run_rate=sum((run for run, _ in top), Decimal(0)),
+        committed_arr=sum((committed for _, committed in top), Decimal(0)),
+        open_alerts=Alert.objects.filter(account_id__in=in_book, state__in=ACTIVE_ALERT_STATES).count()
+        if in_book
+        else 0,
     )
 
 

@@ -66,15 +66,14 @@ def signed_pct(value, places: int = 1) -> str:
 @register.filter
 def sparkline(values, size: str = "120x28"):
     """An inline SVG polyline of a series (no JavaScript), scaled to its own maximum."""
-    numbers = [_decimal(v) or Decimal(0) for v in (values or [])]
+    # Pixel positions only: floats are fine here (no money is computed from them).
+    numbers = [float(v or 0) for v in (values or [])]
     width, height = (int(part) for part in size.split("x"))
     if len(numbers) < 2:
         return ""
-    top = max(numbers) or Decimal(1)
-    step = Decimal(width - 2) / (len(numbers) - 1)
-    points = " ".join(
-        f"{1 + step * k:.1f},{(height - 2) - (Decimal(height - 4) * v / top):.1f}" for k, v in enumerate(numbers)
-    )
+    top = max(numbers) or 1.0
+    step = (width - 2) / (len(numbers) - 1)
+    points = " ".join(f"{1 + step * k:.1f},{(height - 2) - (height - 4) * v / top:.1f}" for k, v in enumerate(numbers))
     return format_html(
         '<svg class="sparkline" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">'
         '<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{}"/></svg>',
