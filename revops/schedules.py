@@ -41,4 +41,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 300.0,
         "options": {"expires": 240},
     },
+    # Comp for the month that just ended, once its usage is in (the 1st, after the nightly refresh).
+    "comp-run-monthly": {
+        "task": "comp.tasks.run_comp_monthly",
+        "schedule": crontab(day_of_month=1, hour=2, minute=0),
+        "options": {"expires": 12 * 3600},
+    },
 }

@@ -1,0 +1,1215 @@
+"""The comp run: what every assignment has earned as of a month's last day.
+
+How a run works (``run_comp``):
+
+1. ``compute_targets`` works out, for every *key* (a deal's signature share, a gate's
+   hold, a quarter's expansion commission, a draw month…), the total the ledger should
+   hold for it as of the month's last day, with the inputs and formula behind it.
+2. The ledger already holds lines for many of those keys. The run appends only the
+   differences, so re-running a month adds nothing, and a number that changed since
+   (late usage, a corrected contract) becomes a ``true_up`` line in the month being run.
+3. A difference whose month finance has already approved lands in the next open month as
+   an ``adjustment``; approved statements never change.
+
+Money is exact ``Decimal`` everywhere and rounded to cents once, in ``cents()``, when a
+target is made; differences of rounded targets are exact. Runs only move forward: a
+month earlier than the newest one run is already accounted for and is left alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.models import Contract, OwnerRole, Ownership
+from comp.models import (
+    Assignment,
+    Attainment,
+    CompRun,
+    LedgerLine,
+    LineKind,
+    PlanType,
+    PlanVersion,
+)
+from comp.periods import add_months, approved_periods, month_end, month_start, open_period, quarter_start
+
+logger = logging.getLogger(__name__)
+
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+ONE = Decimal(1)
+DEFAULT_RAMP = [Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1")]
+# pg_advisory_xact_lock key: two runs at once produce one result.
+COMP_LOCK = 0x636F6D70_72756E00
+EARNING_KINDS = frozenset({LineKind.COMMISSION, LineKind.ACCELERATOR, LineKind.RELEASE, LineKind.SPIFF, LineKind.BONUS})
+
+
+def cents(value: Decimal) -> Decimal:
+    """The one place money is rounded: half up, to the cent."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _d(value) -> Decimal:
+    return Decimal(str(value))
+
+
+def _money(value: Decimal) -> str:
+    return f"${value:,.2f}"
+
+
+def _pct(value: Decimal | None) -> str:
+    return "—" if value is None else f"{(value * 100).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
+
+
+@dataclass
+class Target:
+    """What the ledger should hold for one key, as of the run's last day."""
+
+    person_id: int
+    key: str
+    kind: str
+    amount: Decimal
+    home: dt.date  # the month the amount belongs to
+    plan_version_id: int | None = None
+    account_id: int | None = None
+    inputs: dict = field(default_factory=dict)
+    explanation: str = ""
+
+    def __post_init__(self) -> None:
+        self.amount = cents(self.amount)
+
+
+# --- Loading what a run reads ------------------------------------------------------------
+
+
+class Owners:
+    """Effective-dated owners by account and role, in memory for one run."""
+
+    def __init__(self) -> None:
+        self.periods: dict[tuple[int, str], list[tuple[dt.date, dt.date | None, int]]] = defaultdict(list)
+        for account_id, role, start, end, person_id in Ownership.objects.values_list(
+            "account_id", "role", "start_on", "end_on", "person_id"
+        ):
+            self.periods[(account_id, role)].append((start, end, person_id))
+
+    def on(self, account_id: int, role: str, day: dt.date) -> int | None:
+        for start, end, person_id in self.periods.get((account_id, role), ()):
+            if start <= day and (end is None or day <= end):
+                return person_id
+        return None
+
+
+def _version_on(versions: list[PlanVersion], day: dt.date) -> PlanVersion | None:
+    """The plan version in effect on ``day`` (versions sorted by effective_from)."""
+    current = None
+    for version in versions:
+        if version.effective_from <= day:
+            current = version
+    return current
+
+
+def _quota_period(assignment: Assignment, day: dt.date) -> tuple[dt.date, dt.date]:
+    if assignment.quota_period == "month":
+        start = month_start(day)
+        return start, month_end(start)
+    if assignment.quota_period == "year":
+        start = dt.date(day.year, 1, 1)
+        return start, dt.date(day.year, 12, 31)
+    start = quarter_start(day)
+    return start, month_end(add_months(start, 2))
+
+
+def ramp_share(assignment: Assignment, started_on: dt.date | None, period_start: dt.date) -> Decimal:
+    """Share of quota in force for a quota period starting ``period_start``: by quarter of
+    tenure (0–3 months in: the first entry, 3–6: the second…); 100% after the list."""
+    relief = [_d(v) for v in assignment.ramp_relief] or DEFAULT_RAMP
+    if started_on is None or period_start < started_on:
+        return relief[0] if started_on is not None else ONE
+    months = (period_start.year - started_on.year) * 12 + period_start.month - started_on.month
+    index = months // 3
+    return relief[index] if index < len(relief) else ONE
+
+
+def marginal_accelerator(
+    *, before: Decimal, amount: Decimal, quota: Decimal, rate: Decimal, tiers: list[dict]
+) -> tuple[Decimal, list[dict]]:
+    """The extra above base rate for the part of ``amount`` credited past each threshold.
+
+    Credit runs from ``before`` to ``before + amount``; tier i pays ``rate × (m_i − m_{i−1})``
+    on the part above ``threshold_i × quota`` (only that part: marginal, not retroactive).
+    """
+    if quota <= 0 or amount <= 0:
+        return ZERO, []
+    after = before + amount
+    extra, parts, previous = ZERO, [], ONE
+    for tier in tiers:
+        threshold = _d(tier["above_attainment"]) * quota
+        multiplier = _d(tier["multiplier"])
+        above = max(ZERO, after - max(before, threshold))
+        if above > 0:
+            extra += rate * (multiplier - previous) * above
+            parts.append({"above": str(threshold), "credit_above": str(above), "multiplier": str(multiplier)})
+        previous = multiplier
+    return extra, parts
+
+
+def tier_reached(attainment: Decimal | None, tiers: list[dict]) -> Decimal:
+    multiplier = ONE
+    for tier in tiers:
+        if attainment is not None and attainment > _d(tier["above_attainment"]):
+            multiplier = _d(tier["multiplier"])
+    return multiplier
+
+
+# --- The run's state ---------------------------------------------------------------------
+
+
+class Run:
+    """Everything one computation reads, loaded once (a constant number of queries)."""
+
+    def __init__(self, period: dt.date) -> None:
+        from revops.models import User
+
+        self.period = period
+        self.as_of = month_end(period)
+        self.assignments = list(
+            Assignment.objects.filter(start_on__lte=self.as_of).select_related("plan", "person").order_by("pk")
+        )
+        versions: dict[int, list[PlanVersion]] = defaultdict(list)
+        for version in PlanVersion.objects.filter(plan_id__in={a.plan_id for a in self.assignments}).order_by(
+            "effective_from"
+        ):
+            versions[version.plan_id].append(version)
+        self.versions = versions
+        self.started_on = dict(User.objects.values_list("pk", "started_on"))
+        self.owners = Owners()
+        self.contracts = list(Contract.objects.filter(signed_on__lte=self.as_of).select_related("account"))
+        self.contract_by_id = {c.pk: c for c in self.contracts}
+        self.targets: list[Target] = []
+        self.attainments: list[Attainment] = []
+        self._burn: dict = {}
+
+    def version(self, assignment: Assignment, day: dt.date) -> PlanVersion | None:
+        return _version_on(self.versions.get(assignment.plan_id, []), day)
+
+    def covers(self, assignment: Assignment, day: dt.date) -> bool:
+        return assignment.start_on <= day and (assignment.end_on is None or day <= assignment.end_on)
+
+    def burn(self, points: Iterable[tuple[int, dt.date]]) -> None:
+        from usage.metrics import burn_at
+
+        missing = [p for p in points if p not in self._burn]
+        self._burn.update(burn_at(missing))
+
+    def burn_on(self, account_id: int, day: dt.date):
+        return self._burn[(account_id, day)]
+
+    def add(self, target: Target) -> None:
+        self.targets.append(target)
+
+
+# --- Land ------------------------------------------------------------------------------
+
+
+@dataclass
+class LandDeal:
+    contract: Contract
+    assignment: Assignment
+    version: PlanVersion
+
+    @property
+    def params(self) -> dict:
+        return self.version.parameters
+
+
+def land_deals(run: Run) -> list[LandDeal]:
+    """New logos (contracts that amend nothing) signed while their land AE was on a land plan."""
+    deals = []
+    by_person: dict[int, list[Assignment]] = defaultdict(list)
+    for assignment in run.assignments:
+        if assignment.plan.type == PlanType.LAND:
+            by_person[assignment.person_id].append(assignment)
+    for contract in run.contracts:
+        if contract.amends_id is not None:
+            continue
+        person = run.owners.on(contract.account_id, OwnerRole.LAND_AE, contract.signed_on)
+        for assignment in by_person.get(person, ()):
+            version = run.version(assignment, contract.signed_on)
+            if run.covers(assignment, contract.signed_on) and version is not None:
+                deals.append(LandDeal(contract, assignment, version))
+                break
+    deals.sort(key=lambda deal: (deal.contract.signed_on, deal.contract.pk))
+    return deals
+
+
+def _checkpoint_days(deal: LandDeal) -> list[tuple[int, dict]]:
+    return [(k, entry) for k, entry in enumerate(deal.params["schedule"]) if entry.get("burn_floor")]
+
+
+def _recheck_until(deal: LandDeal) -> dt.date:
+    clawback = deal.params.get("clawback") or {}
+    return deal.contract.start_on + dt.timedelta(days=int(clawback.get("at_day", 365)))
+
+
+def _month_ends(start: dt.date, until: dt.date) -> list[dt.date]:
+    days, month = [], month_start(start)
+    while month_end(month) <= until:
+        if month_end(month) > start:
+            days.append(month_end(month))
+        month = add_months(month, 1)
+    return days
+
+
+def land_targets(run: Run, deals: list[LandDeal]) -> None:
+    """Signature shares, gated shares (paid, held, released or forfeited) and clawbacks."""
+    checkpoints = []
+    for deal in deals:
+        c = deal.contract
+        for _, entry in _checkpoint_days(deal):
+            day = c.start_on + dt.timedelta(days=int(entry["at_day"]))
+            if day <= run.as_of:
+                checkpoints.append((c.account_id, day))
+        clawback = deal.params.get("clawback")
+        if clawback:
+            day = c.start_on + dt.timedelta(days=int(clawback["at_day"]))
+            if day <= run.as_of:
+                checkpoints.append((c.account_id, day))
+    run.burn(checkpoints)
+    # Held shares are re-checked at every month end until the clawback day.
+    rechecks = []
+    for deal in deals:
+        c = deal.contract
+        for _, entry in _checkpoint_days(deal):
+            day = c.start_on + dt.timedelta(days=int(entry["at_day"]))
+            if day <= run.as_of and _below(run.burn_on(c.account_id, day).burn_rate, _d(entry["burn_floor"])):
+                until = min(run.as_of, _recheck_until(deal))
+                rechecks += [(c.account_id, m) for m in _month_ends(day, until)]
+    run.burn(rechecks)
+    for deal in deals:
+        _land_deal_targets(run, deal)
+
+
+def _below(burn: Decimal | None, floor: Decimal) -> bool:
+    return burn is None or burn < floor
+
+
+def _land_deal_targets(run: Run, deal: LandDeal) -> None:
+    c, p = deal.contract, deal.params
+    person = deal.assignment.person_id
+    rate = _d(p["base_rate"])
+    total = c.committed_arr * rate
+    base = {
+        "deal": c.external_id,
+        "committed_arr": str(c.committed_arr),
+        "base_rate": str(rate),
+        "plan": str(deal.version),
+        "signed_on": c.signed_on.isoformat(),
+        "start_on": c.start_on.isoformat(),
+    }
+    common = {"person_id": person, "plan_version_id": deal.version.pk, "account_id": c.account_id}
+    gated_paid = ZERO
+    for k, entry in enumerate(p["schedule"]):
+        share = _d(entry["share"])
+        amount = total * share
+        floor = _d(entry["burn_floor"]) if entry.get("burn_floor") else None
+        at_day = int(entry["at_day"])
+        key = f"land:{c.pk}:share{k}"
+        if floor is None:
+            day = c.signed_on if at_day == 0 else c.start_on + dt.timedelta(days=at_day)
+            if day > run.as_of:
+                continue
+            when = "at signature" if at_day == 0 else f"on day {at_day} ({day})"
+            run.add(
+                Target(
+                    kind=LineKind.COMMISSION,
+                    key=key,
+                    amount=amount,
+                    home=month_start(day),
+                    inputs={
+                        **base,
+                        "share": str(share),
+                        "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}",
+                    },
+                    explanation=f"{_pct(share)} of the {_pct(rate)} commission on {c.account.name}'s "
+                    f"{_money(c.committed_arr)} commitment, paid {when}.",
+                    **common,
+                )
+            )
+            continue
+        day = c.start_on + dt.timedelta(days=at_day)
+        if day > run.as_of:
+            continue
+        point = run.burn_on(c.account_id, day)
+        gate = {
+            **base,
+            "share": str(share),
+            "checkpoint": day.isoformat(),
+            "burn_at_checkpoint": str(point.burn_rate),
+            "run_rate_at_checkpoint": str(point.run_rate),
+            "burn_floor": str(floor),
+        }
+        if not _below(point.burn_rate, floor):
+            gated_paid += cents(amount)
+            run.add(
+                Target(
+                    kind=LineKind.COMMISSION,
+                    key=key,
+                    amount=amount,
+                    home=month_start(day),
+                    inputs={**gate, "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}"},
+                    explanation=f"Day-{at_day} share for {c.account.name}: burn was {_pct(point.burn_rate)} on "
+                    f"{day}, at or above the {_pct(floor)} floor, so {_pct(share)} of the commission is paid.",
+                    **common,
+                )
+            )
+            continue
+        # Held: re-checked at each month end until the clawback day.
+        until = _recheck_until(deal)
+        released_on = None
+        for month_day in _month_ends(day, min(run.as_of, until)):
+            if not _below(run.burn_on(c.account_id, month_day).burn_rate, floor):
+                released_on = month_day
+                break
+        outcome = "released" if released_on else ("forfeited" if run.as_of >= until else "held")
+        run.add(
+            Target(
+                kind=LineKind.HOLD,
+                key=f"{key}:hold",
+                amount=amount if outcome == "held" else ZERO,
+                home=month_start(day),
+                inputs={
+                    **gate,
+                    "outcome": outcome,
+                    "releases_if": f"burn reaches {_pct(floor)} at a month end",
+                    "recheck_until": until.isoformat(),
+                    "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}",
+                },
+                explanation=(
+                    f"Day-{at_day} share for {c.account.name} held: burn was {_pct(point.burn_rate)} on {day}, "
+                    f"under the {_pct(floor)} floor. It is paid at the first month end with burn at or above "
+                    f"the floor, and forfeited if that has not happened by {until}."
+                    + (f" Released on {released_on}." if released_on else "")
+                    + (" Forfeited." if outcome == "forfeited" else "")
+                ),
+                **common,
+            )
+        )
+        if released_on:
+            gated_paid += cents(amount)
+            burn_then = run.burn_on(c.account_id, released_on).burn_rate
+            run.add(
+                Target(
+                    kind=LineKind.RELEASE,
+                    key=f"{key}:release",
+                    amount=amount,
+                    home=month_start(released_on),
+                    inputs={
+                        **gate,
+                        "released_on": released_on.isoformat(),
+                        "burn_at_release": str(burn_then),
+                        "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}",
+                    },
+                    explanation=f"The held day-{at_day} share for {c.account.name} is paid: burn reached "
+                    f"{_pct(burn_then)} on {released_on}, at or above the {_pct(floor)} floor.",
+                    **common,
+                )
+            )
+    clawback = p.get("clawback")
+    if clawback and gated_paid:
+        day = c.start_on + dt.timedelta(days=int(clawback["at_day"]))
+        floor = _d(clawback["burn_floor"])
+        if day <= run.as_of:
+            point = run.burn_on(c.account_id, day)
+            if _below(point.burn_rate, floor):
+                soft = clawback.get("mode") == "soft"
+                home = add_months(quarter_start(day), 3) if soft else month_start(day)
+                if home <= run.period:
+                    run.add(
+                        Target(
+                            kind=LineKind.CLAWBACK,
+                            key=f"land:{c.pk}:clawback",
+                            amount=-gated_paid,
+                            home=home,
+                            inputs={
+                                **base,
+                                "clawback_day": day.isoformat(),
+                                "burn_at_clawback": str(point.burn_rate),
+                                "clawback_floor": str(floor),
+                                "mode": clawback.get("mode", "hard"),
+                                "gated_paid": str(gated_paid),
+                                "formula": f"−{_money(gated_paid)} (the gated shares paid)",
+                            },
+                            explanation=f"Clawback on {c.account.name}: burn was {_pct(point.burn_rate)} at the "
+                            f"{int(clawback['at_day'])}-day mark ({day}), under the {_pct(floor)} floor, so the "
+                            f"gated shares already paid ({_money(gated_paid)}) are "
+                            + ("deducted from the next quarter." if soft else "reversed."),
+                            **common,
+                        )
+                    )
+
+
+def land_credit_and_accelerators(run: Run, deals: list[LandDeal]) -> None:
+    """Quota credit per quota period, attainment with ramp relief, marginal accelerators."""
+    by_assignment: dict[int, list[tuple[dt.date, Decimal, LandDeal, str]]] = defaultdict(list)
+    for deal in deals:
+        c, p = deal.contract, deal.params
+        credit = p.get("quota_credit") or {"basis": "committed_arr"}
+        if credit.get("basis") == "estimate" and c.deal_desk_estimate is not None:
+            estimate = min(c.deal_desk_estimate, c.committed_arr)
+            by_assignment[deal.assignment.pk].append((c.signed_on, estimate, deal, "estimate at signing"))
+            remainder = c.committed_arr - estimate
+            for milestone in credit.get("milestones", []):
+                day = c.start_on + dt.timedelta(days=int(milestone["at_day"]))
+                if day <= run.as_of and remainder > 0:
+                    by_assignment[deal.assignment.pk].append(
+                        (day, remainder * _d(milestone["share"]), deal, f"milestone day {milestone['at_day']}")
+                    )
+        else:
+            by_assignment[deal.assignment.pk].append((c.signed_on, c.committed_arr, deal, "committed ARR"))
+    for assignment in run.assignments:
+        if assignment.plan.type != PlanType.LAND:
+            continue
+        events = sorted(
+            (e for e in by_assignment.get(assignment.pk, []) if e[0] <= run.as_of),
+            key=lambda e: (e[0], e[2].contract.pk),
+        )
+        periods: dict[tuple[dt.date, dt.date], list] = defaultdict(list)
+        for event in events:
+            periods[_quota_period(assignment, event[0])].append(event)
+        current = _quota_period(assignment, run.as_of)
+        periods.setdefault(current, [])
+        for (start, end), credits in sorted(periods.items()):
+            share = ramp_share(assignment, run.started_on.get(assignment.person_id), start)
+            quota = assignment.quota * share
+            version = run.version(assignment, min(end, run.as_of)) or (credits[0][2].version if credits else None)
+            if version is None:
+                continue
+            tiers = version.parameters.get("accelerators", [])
+            cumulative = ZERO
+            for day, amount, deal, why in credits:
+                rate = _d(deal.params["base_rate"])
+                extra, parts = marginal_accelerator(
+                    before=cumulative, amount=amount, quota=quota, rate=rate, tiers=tiers
+                )
+                cumulative += amount
+                if parts:
+                    run.add(
+                        Target(
+                            person_id=assignment.person_id,
+                            kind=LineKind.ACCELERATOR,
+                            key=f"land:{deal.contract.pk}:accel:{why}",
+                            amount=extra,
+                            home=month_start(day),
+                            plan_version_id=deal.version.pk,
+                            account_id=deal.contract.account_id,
+                            inputs={
+                                "deal": deal.contract.external_id,
+                                "credit": str(amount),
+                                "credited_before": str(cumulative - amount),
+                                "quota": str(assignment.quota),
+                                "ramp_share": str(share),
+                                "effective_quota": str(quota),
+                                "base_rate": str(rate),
+                                "tiers": parts,
+                                "formula": " + ".join(
+                                    f"{_money(_d(t['credit_above']))} × {_pct(rate)} × ({t['multiplier']} − prior)"
+                                    for t in parts
+                                ),
+                            },
+                            explanation=f"Accelerator on {deal.contract.account.name}: this deal took credit from "
+                            f"{_money(cumulative - amount)} to {_money(cumulative)} against an effective quota of "
+                            f"{_money(quota)}; only the part above each threshold earns the higher multiplier.",
+                        )
+                    )
+            if (start, end) == current:
+                attainment = (cumulative / quota).quantize(Decimal("0.0001")) if quota else None
+                run.attainments.append(
+                    Attainment(
+                        person_id=assignment.person_id,
+                        period=run.period,
+                        assignment=assignment,
+                        plan_version=version,
+                        quota_period_start=start,
+                        quota_period_end=end,
+                        credited=cents(cumulative),
+                        quota=assignment.quota,
+                        ramp_share=share,
+                        effective_quota=cents(quota),
+                        attainment=attainment,
+                        multiplier=tier_reached(attainment, tiers),
+                        inputs={"deals": [e[2].contract.external_id for e in credits], "basis": "committed ARR"},
+                    )
+                )
+
+
+# --- Expand, SPIFF, CS, pilot ---------------------------------------------------------
+
+EXPAND_CREDIT_SQL = """
+WITH cur AS (
+    SELECT account_id, day, SUM(revenue) AS revenue FROM usage_dailyrollup
+    WHERE day BETWEEN %(start)s AND %(end)s GROUP BY account_id, day
+),
+prev AS (
+    SELECT account_id, day + %(length)s AS day, SUM(revenue) AS revenue FROM usage_dailyrollup
+    WHERE day BETWEEN %(start)s - %(length)s AND %(end)s - %(length)s GROUP BY account_id, day
+)
+SELECT COALESCE(cur.account_id, prev.account_id), COALESCE(cur.day, prev.day),
+       COALESCE(cur.revenue, 0) - COALESCE(prev.revenue, 0)
+FROM cur FULL OUTER JOIN prev ON prev.account_id = cur.account_id AND prev.day = cur.day
+"""
+
+
+def expansion_by_beneficiary(
+    run: Run, start: dt.date, end: dt.date, split_months: int
+) -> dict[int, dict[int, Decimal]]:
+    """person id → account id → Σ (revenue on a day − revenue L days before) over the
+    window of L days, credited to whoever the split gives that day: the land AE in the
+    first ``split_months`` after land, then the expand AE/AM, or the CSM without one."""
+    land_on: dict[int, dt.date] = {}
+    for contract in run.contracts:
+        if contract.account_id not in land_on or contract.signed_on < land_on[contract.account_id]:
+            land_on[contract.account_id] = contract.signed_on
+    length = (end - start).days + 1
+    with connection.cursor() as cursor:
+        cursor.execute(EXPAND_CREDIT_SQL, {"start": start, "end": end, "length": length})
+        rows = cursor.fetchall()
+    credit: dict[int, dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for account_id, day, delta in rows:
+        landed = land_on.get(account_id)
+        if landed is not None and day < landed + dt.timedelta(days=round(split_months * 365 / 12)):
+            person = run.owners.on(account_id, OwnerRole.LAND_AE, day)
+        else:
+            person = run.owners.on(account_id, OwnerRole.EXPAND_AE, day) or run.owners.on(
+                account_id, OwnerRole.CSM, day
+            )
+        if person is not None:
+            credit[person][account_id] += delta
+    return credit
+
+
+def quota_periods(assignment: Assignment, as_of: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """Every quota period of the assignment from its start to the one holding ``as_of``."""
+    last = min(as_of, assignment.end_on or as_of)
+    periods, day = [], assignment.start_on
+    while day <= last:
+        start, end = _quota_period(assignment, day)
+        periods.append((start, end))
+        day = end + dt.timedelta(days=1)
+    return periods
+
+
+def expand_targets(run: Run) -> None:
+    """Quota on net-new ARR from consumption per quota period; the open one is recomputed
+    quarter to date each month and the difference paid (true-up)."""
+    windows: dict[tuple[dt.date, dt.date, int], dict] = {}
+    for assignment in run.assignments:
+        if assignment.plan.type != PlanType.EXPAND:
+            continue
+        for quota_start, end in quota_periods(assignment, run.as_of):
+            _expand_period(run, assignment, quota_start, end, windows)
+
+
+def _expand_period(run: Run, assignment: Assignment, quota_start: dt.date, end: dt.date, windows: dict) -> None:
+    start = max(quota_start, assignment.start_on)
+    window_end = min(end, run.as_of, assignment.end_on or run.as_of)
+    version = run.version(assignment, window_end)
+    if version is None or window_end < start:
+        return
+    split = int(version.parameters.get("credit_split_months", 12))
+    if (start, window_end, split) not in windows:
+        windows[(start, window_end, split)] = expansion_by_beneficiary(run, start, window_end, split)
+    by_account = windows[(start, window_end, split)].get(assignment.person_id, {})
+    length = (window_end - start).days + 1
+    credited = sum(by_account.values(), ZERO) * 365 / length
+    rate = _d(version.parameters["rate"])
+    share = ramp_share(assignment, run.started_on.get(assignment.person_id), start)
+    quota = assignment.quota * share
+    tiers = version.parameters.get("tiers", [])
+    positive = max(ZERO, credited)
+    extra, parts = marginal_accelerator(before=ZERO, amount=positive, quota=quota, rate=rate, tiers=tiers)
+    quarter = f"{start:%Y-%m-%d}"
+    # The quarter's own month: the quarter-to-date amount is recomputed monthly, its home stays put.
+    home = month_start(end)
+    inputs = {
+        "window": f"{start} – {window_end}",
+        "days": length,
+        "net_new_arr": str(cents(credited)),
+        "accounts": len(by_account),
+        "rate": str(rate),
+        "quota": str(assignment.quota),
+        "ramp_share": str(share),
+        "effective_quota": str(quota),
+    }
+    run.add(
+        Target(
+            person_id=assignment.person_id,
+            kind=LineKind.COMMISSION,
+            key=f"expand:{assignment.pk}:{quarter}",
+            amount=positive * rate,
+            home=home,
+            plan_version_id=version.pk,
+            inputs={**inputs, "formula": f"{_money(cents(positive))} × {_pct(rate)}"},
+            explanation=f"Net-new ARR from consumption credited to you from {start} to {window_end}: "
+            f"{_money(cents(credited))} (revenue on each day minus the same day {length} days earlier, "
+            f"annualized; credit follows who owned the account that day). Paid at {_pct(rate)}; "
+            "recomputed each month of the quarter, the difference is paid.",
+        )
+    )
+    if parts:
+        run.add(
+            Target(
+                person_id=assignment.person_id,
+                kind=LineKind.ACCELERATOR,
+                key=f"expand:{assignment.pk}:{quarter}:accel",
+                amount=extra,
+                home=home,
+                plan_version_id=version.pk,
+                inputs={
+                    **inputs,
+                    "tiers": parts,
+                    "formula": "Σ credit above threshold × rate × (multiplier − prior)",
+                },
+                explanation="Accelerator: the net-new ARR above each attainment threshold earns the tier's "
+                "multiplier, only on the part above it.",
+            )
+        )
+    if not quota_start <= run.as_of <= end:
+        return
+    attainment = (credited / quota).quantize(Decimal("0.0001")) if quota else None
+    run.attainments.append(
+        Attainment(
+            person_id=assignment.person_id,
+            period=run.period,
+            assignment=assignment,
+            plan_version=version,
+            quota_period_start=quota_start,
+            quota_period_end=end,
+            credited=cents(credited),
+            quota=assignment.quota,
+            ramp_share=share,
+            effective_quota=cents(quota),
+            attainment=attainment,
+            multiplier=tier_reached(attainment, tiers),
+            inputs={"basis": "net-new ARR from consumption"},
+        )
+    )
+
+
+def spiff_targets(run: Run) -> None:
+    """New workload / region (flat), new SKU (% of its first 30 days' ARR), multi-year
+    recommit at a higher floor (% of the new TCV): to the account's AE that day."""
+    from usage.models import DailyRollup, FirstSeen, Meter
+
+    spiffs = [a for a in run.assignments if a.plan.type == PlanType.SPIFF]
+    if not spiffs:
+        return
+    by_person = defaultdict(list)
+    for assignment in spiffs:
+        by_person[assignment.person_id].append(assignment)
+
+    def owner_plan(account_id: int, day: dt.date):
+        for role in (OwnerRole.LAND_AE, OwnerRole.EXPAND_AE):
+            person = run.owners.on(account_id, role, day)
+            for assignment in by_person.get(person, ()):
+                version = run.version(assignment, day)
+                if run.covers(assignment, day) and version is not None:
+                    return assignment, version
+        return None, None
+
+    meters = dict(Meter.objects.values_list("key", "pk"))
+    firsts = list(FirstSeen.objects.filter(first_day__lte=run.as_of).select_related("account"))
+    sku_windows = []
+    for first in firsts:
+        assignment, version = owner_plan(first.account_id, first.first_day)
+        if assignment is None:
+            continue
+        params = version.parameters
+        common = {
+            "person_id": assignment.person_id,
+            "plan_version_id": version.pk,
+            "account_id": first.account_id,
+            "home": month_start(first.first_day),
+        }
+        key = f"spiff:{first.kind}:{first.account_id}:{first.value}"
+        if first.kind == "workload" and params.get("new_workload"):
+            amount = _d(params["new_workload"])
+            run.add(
+                Target(
+                    kind=LineKind.SPIFF,
+                    key=key,
+                    amount=amount,
+                    inputs={
+                        "trigger": "new workload",
+                        "workload": first.value,
+                        "first_seen": first.first_day.isoformat(),
+                        "formula": f"flat {_money(amount)}",
+                    },
+                    explanation=f"New workload '{first.value}' went live on {first.account.name} on {first.first_day}.",
+                    **common,
+                )
+            )
+        elif first.kind == "region" and params.get("new_region"):
+            amount = _d(params["new_region"])
+            run.add(
+                Target(
+                    kind=LineKind.SPIFF,
+                    key=key,
+                    amount=amount,
+                    inputs={
+                        "trigger": "new region",
+                        "region": first.value,
+                        "first_seen": first.first_day.isoformat(),
+                        "formula": f"flat {_money(amount)}",
+                    },
+                    explanation=f"New region '{first.value}' activated on {first.account.name} on {first.first_day}.",
+                    **common,
+                )
+            )
+        elif first.kind == "meter" and params.get("new_sku_rate") and first.value in meters:
+            window_end = first.first_day + dt.timedelta(days=29)
+            if window_end <= run.as_of:
+                sku_windows.append((first, assignment, version, window_end, key, common))
+    for first, _assignment, version, window_end, key, common in sku_windows:
+        revenue = (
+            DailyRollup.objects.filter(
+                account_id=first.account_id, meter_id=meters[first.value], day__range=(first.first_day, window_end)
+            ).aggregate(total=Sum("revenue"))["total"]
+            or ZERO
+        )
+        arr = revenue * 365 / 30
+        rate = _d(version.parameters["new_sku_rate"])
+        run.add(
+            Target(
+                kind=LineKind.SPIFF,
+                key=key,
+                amount=arr * rate,
+                inputs={
+                    "trigger": "new SKU",
+                    "meter": first.value,
+                    "first_seen": first.first_day.isoformat(),
+                    "first_30_days_revenue": str(revenue),
+                    "incremental_arr": str(cents(arr)),
+                    "formula": f"{_money(cents(arr))} × {_pct(rate)}",
+                },
+                explanation=f"New SKU '{first.value}' adopted by {first.account.name} on {first.first_day}: its "
+                "first 30 days annualized is the incremental ARR.",
+                **common,
+            )
+        )
+    for contract in run.contracts:
+        if contract.amends_id is None or contract.signed_on > run.as_of:
+            continue
+        previous = run.contract_by_id.get(contract.amends_id)
+        term_days = (contract.end_on - contract.start_on).days + 1
+        if previous is None or contract.committed_arr <= previous.committed_arr or term_days < 730:
+            continue
+        assignment, version = owner_plan(contract.account_id, contract.signed_on)
+        if assignment is None or not version.parameters.get("recommit_rate"):
+            continue
+        rate = _d(version.parameters["recommit_rate"])
+        run.add(
+            Target(
+                person_id=assignment.person_id,
+                kind=LineKind.SPIFF,
+                key=f"spiff:recommit:{contract.pk}",
+                amount=contract.tcv * rate,
+                home=month_start(contract.signed_on),
+                plan_version_id=version.pk,
+                account_id=contract.account_id,
+                inputs={
+                    "trigger": "multi-year recommit at a higher floor",
+                    "contract": contract.external_id,
+                    "previous_committed_arr": str(previous.committed_arr),
+                    "committed_arr": str(contract.committed_arr),
+                    "tcv": str(contract.tcv),
+                    "formula": f"{_money(contract.tcv)} × {_pct(rate)}",
+                },
+                explanation=f"{contract.account.name} recommitted for {term_days // 365} years at "
+                f"{_money(contract.committed_arr)} (up from {_money(previous.committed_arr)}).",
+            )
+        )
+
+
+def _curve(nrr: Decimal, curve: list[dict]) -> Decimal:
+    points = [(_d(p["nrr"]), _d(p["payout"])) for p in curve]
+    if nrr <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if nrr <= x1:
+            return y0 + (y1 - y0) * (nrr - x0) / (x1 - x0)
+    return points[-1][1]
+
+
+def cs_targets(run: Run) -> None:
+    """A bonus per quota period on the NRR of the CSM's book at its end (attainment curve)."""
+    for assignment in run.assignments:
+        if assignment.plan.type != PlanType.CS:
+            continue
+        for start, end in quota_periods(assignment, run.as_of):
+            if end <= run.as_of:  # paid when the quota period closes
+                _cs_period(run, assignment, start, end)
+
+
+def _cs_period(run: Run, assignment: Assignment, start: dt.date, end: dt.date) -> None:
+    from usage.metrics import Thresholds, account_inputs, portfolio
+
+    version = run.version(assignment, end)
+    if version is None:
+        return
+    book = [
+        account_id
+        for (account_id, role), _ in run.owners.periods.items()
+        if role == OwnerRole.CSM and run.owners.on(account_id, OwnerRole.CSM, end) == assignment.person_id
+    ]
+    figures = (
+        portfolio(
+            account_inputs(as_of=end, accounts=book, rollup=False, thresholds=Thresholds()).values(),
+            as_of=end,
+            t=Thresholds(),
+        )
+        if book
+        else None
+    )
+    nrr = figures.nrr if figures else None
+    payout = _curve(nrr, version.parameters["curve"]) if nrr is not None else ZERO
+    target = _d(version.parameters["target_bonus"])
+    run.add(
+        Target(
+            person_id=assignment.person_id,
+            kind=LineKind.BONUS,
+            key=f"cs:{assignment.pk}:{start}",
+            amount=target * payout,
+            home=month_start(end),
+            plan_version_id=version.pk,
+            inputs={
+                "book_accounts": len(book),
+                "nrr": str(nrr),
+                "payout": str(payout),
+                "target_bonus": str(target),
+                "formula": f"{_money(target)} × {payout}",
+            },
+            explanation=f"NRR of your book ({len(book)} accounts) at {end}: {_pct(nrr)}; the curve pays "
+            f"{payout} × the {_money(target)} target bonus.",
+        )
+    )
+
+
+def _window_growth(accounts, start: dt.date, end: dt.date) -> tuple[Decimal, Decimal]:
+    """Revenue of ``accounts`` in [start, end] and in the as many days just before."""
+    from usage.models import DailyRollup
+
+    length = (end - start).days + 1
+    rows = DailyRollup.objects.filter(account__in=accounts)
+    now = rows.filter(day__range=(start, end)).aggregate(t=Sum("revenue"))["t"] or ZERO
+    before_range = (start - dt.timedelta(days=length), start - dt.timedelta(days=1))
+    before = rows.filter(day__range=before_range).aggregate(t=Sum("revenue"))["t"] or ZERO
+    return now, before
+
+
+def pilot_targets(run: Run) -> None:
+    """% of net-new consumption revenue of the named accounts over the window, paid at its end,
+    with the same growth for comparable accounts outside the pilot for the report."""
+    from accounts.models import Account
+
+    for assignment in run.assignments:
+        if assignment.plan.type != PlanType.PILOT:
+            continue
+        version = run.version(assignment, run.as_of)
+        if version is None:
+            continue
+        params = version.parameters
+        start = dt.date.fromisoformat(params["window"]["start"])
+        end = dt.date.fromisoformat(params["window"]["end"])
+        if end > run.as_of:
+            continue
+        length = (end - start).days + 1
+        pilot = list(Account.objects.filter(external_id__in=params["accounts"]))
+        segments = {a.segment for a in pilot}
+        comparable = Account.objects.filter(segment__in=segments).exclude(pk__in=[a.pk for a in pilot])
+
+        now, before = _window_growth(pilot, start, end)
+        other_now, other_before = _window_growth(comparable, start, end)
+        net_new = max(ZERO, now - before)
+        rate = _d(params["rate"])
+        run.add(
+            Target(
+                person_id=assignment.person_id,
+                kind=LineKind.BONUS,
+                key=f"pilot:{assignment.pk}:{start}",
+                amount=net_new * rate,
+                home=month_start(end),
+                plan_version_id=version.pk,
+                inputs={
+                    "window": f"{start} – {end}",
+                    "pilot_accounts": len(pilot),
+                    "revenue_in_window": str(now),
+                    "revenue_before": str(before),
+                    "pilot_growth": str((now / before - 1).quantize(Decimal("0.0001")) if before else None),
+                    "comparable_accounts": comparable.count(),
+                    "comparable_growth": str(
+                        (other_now / other_before - 1).quantize(Decimal("0.0001")) if other_before else None
+                    ),
+                    "formula": f"{_money(net_new)} × {_pct(rate)}",
+                },
+                explanation=f"Pilot bonus: the {len(pilot)} pilot accounts consumed {_money(now)} from {start} to "
+                f"{end} against {_money(before)} in the {length} days before; {_pct(rate)} of the increase.",
+            )
+        )
+
+
+def draw_targets(run: Run, deals: list[LandDeal]) -> None:
+    """A flat draw for the first N months of each new logo; recoverable draws are
+    recovered from later earnings, month by month, never below zero."""
+    for assignment in run.assignments:
+        if assignment.plan.type != PlanType.DRAW:
+            continue
+        months_paid: dict[dt.date, list[Target]] = defaultdict(list)
+        for deal in deals:
+            if deal.assignment.person_id != assignment.person_id or not run.covers(assignment, deal.contract.signed_on):
+                continue
+            version = run.version(assignment, deal.contract.signed_on)
+            if version is None:
+                continue
+            params = version.parameters
+            amount = _d(params["monthly_amount"])
+            for k in range(int(params["months"])):
+                month = add_months(month_start(deal.contract.signed_on), k)
+                if month > run.period:
+                    break
+                target = Target(
+                    person_id=assignment.person_id,
+                    kind=LineKind.DRAW,
+                    key=f"draw:{assignment.pk}:{deal.contract.pk}:{k}",
+                    amount=amount,
+                    home=month,
+                    plan_version_id=version.pk,
+                    account_id=deal.contract.account_id,
+                    inputs={
+                        "month": k + 1,
+                        "of": int(params["months"]),
+                        "recoverable": bool(params.get("recoverable", True)),
+                        "formula": f"flat {_money(amount)}",
+                    },
+                    explanation=f"Bridge draw {k + 1} of {params['months']} for the new logo {deal.contract.account.name}"
+                    + (
+                        ", recovered from later commission."
+                        if params.get("recoverable", True)
+                        else " (not recoverable)."
+                    ),
+                )
+                run.add(target)
+                months_paid[month].append(target)
+        recoverable = [t for ts in months_paid.values() for t in ts if t.inputs["recoverable"]]
+        if not recoverable:
+            continue
+        earnings: dict[dt.date, Decimal] = defaultdict(Decimal)
+        for target in run.targets:
+            if target.person_id == assignment.person_id and target.kind in EARNING_KINDS:
+                earnings[target.home] += target.amount
+        outstanding = ZERO
+        month = min(t.home for t in recoverable)
+        while month <= run.period:
+            outstanding += sum((t.amount for t in months_paid.get(month, []) if t.inputs["recoverable"]), ZERO)
+            recovered = min(outstanding, max(ZERO, earnings.get(month, ZERO)))
+            if recovered > 0:
+                outstanding -= recovered
+                run.add(
+                    Target(
+                        person_id=assignment.person_id,
+                        kind=LineKind.DRAW_RECOVERY,
+                        key=f"draw_recovery:{assignment.pk}:{month}",
+                        amount=-recovered,
+                        home=month,
+                        inputs={
+                            "earnings": str(earnings[month]),
+                            "outstanding_after": str(outstanding),
+                            "formula": f"−min(draw balance, {_money(earnings[month])} earned)",
+                        },
+                        explanation=f"Recovery of bridge draws from {month:%Y-%m} earnings; {_money(outstanding)} still outstanding.",
+                    )
+                )
+            month = add_months(month, 1)
+
+
+def compute_targets(period: dt.date) -> Run:
+    run = Run(month_start(period))
+    deals = land_deals(run)
+    land_targets(run, deals)
+    land_credit_and_accelerators(run, deals)
+    expand_targets(run)
+    spiff_targets(run)
+    cs_targets(run)
+    pilot_targets(run)
+    draw_targets(run, deals)  # last: recovery reads the month's other earnings
+    return run
+
+
+# --- Appending the differences -------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    period: dt.date
+    lines_added: int
+    targets: int
+    skipped: str = ""
+
+
+def run_comp(*, period: dt.date, user=None) -> RunResult:
+    """Compute ``period`` and append the differences to the ledger (see the module doc)."""
+    period = month_start(period)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [COMP_LOCK])
+        latest = (
+            CompRun.objects.filter(finished_at__isnull=False)
+            .order_by("-period")
+            .values_list("period", flat=True)
+            .first()
+        )
+        if latest is not None and period < latest:
+            return RunResult(period, 0, 0, skipped=f"{latest:%Y-%m} was run after it; its changes land there.")
+        started = timezone.now()
+        computed = compute_targets(period)
+        run_row = CompRun.objects.create(period=period, started_at=started, triggered_by=user)
+        lines = _differences(computed, run_row)
+        LedgerLine.objects.bulk_create(lines, batch_size=1000)
+        Attainment.objects.filter(period=period).delete()
+        Attainment.objects.bulk_create(computed.attainments)
+        CompRun.objects.filter(pk=run_row.pk).update(finished_at=timezone.now(), lines_added=len(lines))
+    logger.info("comp run %s: %s targets, %s lines added", period, len(computed.targets), len(lines))
+    return RunResult(period, len(lines), len(computed.targets))
+
+
+def _differences(computed: Run, run_row: CompRun) -> list[LedgerLine]:
+    period = computed.period
+    targets: dict[tuple[int, str], Target] = {}
+    for target in computed.targets:
+        key = (target.person_id, target.key)
+        if key in targets:  # one key, one total
+            targets[key].amount += target.amount
+        else:
+            targets[key] = target
+    people = {person for person, _ in targets} | set(
+        LedgerLine.objects.filter(run__isnull=False).values_list("person_id", flat=True).distinct()
+    )
+    existing: dict[tuple[int, str], Decimal] = {}
+    kinds: dict[tuple[int, str], str] = {}
+    for person_id, key, kind, total in (
+        LedgerLine.objects.filter(person_id__in=people, run__isnull=False)
+        .values_list("person_id", "key", "kind")
+        .annotate(total=Sum("amount"))
+    ):
+        existing[(person_id, key)] = existing.get((person_id, key), ZERO) + total
+        kinds.setdefault((person_id, key), kind)
+    frozen = approved_periods(people)
+    lines = []
+    for pair in sorted(set(targets) | set(existing)):
+        target = targets.get(pair)
+        delta = (target.amount if target else ZERO) - existing.get(pair, ZERO)
+        if not delta:
+            continue
+        person_id, key = pair
+        lands = open_period(period, frozen.get(person_id, set()))
+        kind = target.kind if target else kinds[pair]
+        inputs = dict(target.inputs) if target else {"formula": "the amount is no longer owed"}
+        explanation = target.explanation if target else "What this line was for no longer applies; it is reversed."
+        if target is not None and target.home < period and not existing.get(pair):
+            inputs["earned_in"] = f"{target.home:%Y-%m}"  # first computed by this (later) run
+        if kind != LineKind.HOLD:
+            if lands != period:
+                inputs["_frozen"] = f"{period:%Y-%m} was approved"
+                explanation += f" ({period:%Y-%m} was already approved: this difference is an adjustment here.)"
+                kind = LineKind.ADJUSTMENT
+            elif existing.get(pair, ZERO) and (target is None or target.home < period):
+                # Recorded before with another amount: late usage, a corrected contract…
+                kind = LineKind.TRUE_UP
+                inputs["for_period"] = f"{(target.home if target else period):%Y-%m}"
+                inputs["previous_total"] = str(existing.get(pair, ZERO))
+                inputs["new_total"] = str(target.amount if target else ZERO)
+                explanation += " Recomputed: this is the difference from what earlier runs recorded."
+        lines.append(
+            LedgerLine(
+                person_id=person_id,
+                period=lands,
+                plan_version_id=target.plan_version_id if target else None,
+                account_id=target.account_id if target else None,
+                kind=kind,
+                key=key,
+                amount=delta,
+                inputs=inputs,
+                explanation=explanation,
+                run=run_row,
+            )
+        )
+    return lines
+
+
+# --- The estimator -------------------------------------------------------------------------
+
+
+@dataclass
+class GateEstimate:
+    account: object
+    gate_label: str
+    gate_on: dt.date
+    amount: Decimal
+    current_burn: Decimal | None
+    needed_burn: Decimal
+    clears: bool
+
+
+def gate_estimates(*, person, as_of: dt.date) -> list[GateEstimate]:
+    """For each of the person's land deals with a gate still ahead: what it pays (or takes
+    back) if today's burn holds, and the burn it needs."""
+    run = Run(month_start(as_of))
+    run.as_of = as_of
+    deals = [d for d in land_deals(run) if d.assignment.person_id == person.pk]
+    run.burn((d.contract.account_id, as_of) for d in deals)
+    estimates = []
+    for deal in deals:
+        c = deal.contract
+        total = c.committed_arr * _d(deal.params["base_rate"])
+        point = run.burn_on(c.account_id, as_of)
+        for _, entry in _checkpoint_days(deal):
+            day = c.start_on + dt.timedelta(days=int(entry["at_day"]))
+            if day > as_of:
+                floor = _d(entry["burn_floor"])
+                estimates.append(
+                    GateEstimate(
+                        c.account,
+                        f"Day-{entry['at_day']} checkpoint",
+                        day,
+                        cents(total * _d(entry["share"])),
+                        point.burn_rate,
+                        floor,
+                        not _below(point.burn_rate, floor),
+                    )
+                )
+        clawback = deal.params.get("clawback")
+        if clawback:
+            day = c.start_on + dt.timedelta(days=int(clawback["at_day"]))
+            if day > as_of:
+                floor = _d(clawback["burn_floor"])
+                gated = sum((_d(e["share"]) for _, e in _checkpoint_days(deal)), ZERO)
+                estimates.append(
+                    GateEstimate(
+                        c.account,
+                        f"Day-{clawback['at_day']} clawback",
+                        day,
+                        -cents(total * gated),
+                        point.burn_rate,
+                        floor,
+                        not _below(point.burn_rate, floor),
+                    )
+                )
+    return sorted(estimates, key=lambda e: e.gate_on)
