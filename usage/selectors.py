@@ -96,10 +96,9 @@ def book_rows(
     from django.db.models import OuterRef, Subquery
     from django.db.models.functions import Coalesce
 
-    from accounts.access import owned_account_ids
-    from revops.models import User
+    from accounts.access import owned_accounts
 
-    owned = owned_account_ids(people=User.objects.filter(pk=person.pk), on=as_of)
+    owned = owned_accounts(people=[person.pk], on=as_of)
     open_alerts = (
         Alert.objects.filter(account_id=OuterRef("account_id"), state__in=ACTIVE_ALERT_STATES)
         .order_by()
@@ -108,7 +107,7 @@ def book_rows(
         .values("n")
     )
     rows = (
-        AccountMetrics.objects.filter(as_of=as_of, account_id__in=owned)
+        AccountMetrics.objects.filter(as_of=as_of, account__in=owned)
         .filter(account__in=visible)
         .select_related("account")
         .annotate(open_alerts=Coalesce(Subquery(open_alerts), 0))
@@ -147,7 +146,9 @@ def book_totals(rows: QuerySet[AccountMetrics]) -> BookTotals:
         accounts=len(figures),
         run_rate=sum((run for run, _ in top), Decimal(0)),
         committed_arr=sum((committed for _, committed in top), Decimal(0)),
-        open_alerts=Alert.objects.filter(account_id__in=in_book, state__in=ACTIVE_ALERT_STATES).count()
+        open_alerts=Alert.objects.filter(
+            account_id__in=rows.order_by().values("account_id"), state__in=ACTIVE_ALERT_STATES
+        ).count()
         if in_book
         else 0,
     )
