@@ -176,11 +176,13 @@ def tier_reached(attainment: Decimal | None, tiers: list[dict]) -> Decimal:
 class Run:
     """Everything one computation reads, loaded once (a constant number of queries)."""
 
-    def __init__(self, period: dt.date) -> None:
+    def __init__(self, period: dt.date, through: dt.date | None = None) -> None:
         from revops.models import User
 
         self.period = period
-        self.as_of = month_end(period)
+        # A month still running is computed through its last complete day, not its end:
+        # a checkpoint next week must not be judged on usage that has not happened yet.
+        self.as_of = min(month_end(period), through) if through else month_end(period)
         self.assignments = list(
             Assignment.objects.filter(start_on__lte=self.as_of).select_related("plan", "person").order_by("pk")
         )
@@ -302,6 +304,29 @@ def _below(burn: Decimal | None, floor: Decimal) -> bool:
     return burn is None or burn < floor
 
 
+def _share_amounts(total: Decimal, schedule: list[dict]) -> list[Decimal]:
+    """Each schedule entry's cents, rounded on the running share so the entries add back
+    to the total (two halves of $1,234.567 are $617.28 and $617.29, not $617.28 twice)."""
+    amounts, running, paid = [], ZERO, ZERO
+    for entry in schedule:
+        running += _d(entry["share"])
+        amount = cents(total * running) - paid
+        amounts.append(amount)
+        paid += amount
+    return amounts
+
+
+def _clawback_burn(point, contract: Contract) -> Decimal | None:
+    """Burn at the clawback day; when no commitment is in force that day (a one-year
+    contract ends the day before day 365), the run rate is measured against the deal's own
+    commit rather than counting as no burn at all."""
+    from usage.metrics import ratio
+
+    if point.committed_arr:
+        return point.burn_rate
+    return ratio(point.run_rate, contract.committed_arr)
+
+
 def _land_deal_targets(run: Run, deal: LandDeal) -> None:
     c, p = deal.contract, deal.params
     person = deal.assignment.person_id
@@ -317,9 +342,10 @@ def _land_deal_targets(run: Run, deal: LandDeal) -> None:
     }
     common = {"person_id": person, "plan_version_id": deal.version.pk, "account_id": c.account_id}
     gated_paid = ZERO
+    amounts = _share_amounts(total, p["schedule"])
     for k, entry in enumerate(p["schedule"]):
         share = _d(entry["share"])
-        amount = total * share
+        amount = amounts[k]
         floor = _d(entry["burn_floor"]) if entry.get("burn_floor") else None
         at_day = int(entry["at_day"])
         key = f"land:{c.pk}:share{k}"
@@ -429,7 +455,8 @@ def _land_deal_targets(run: Run, deal: LandDeal) -> None:
         floor = _d(clawback["burn_floor"])
         if day <= run.as_of:
             point = run.burn_on(c.account_id, day)
-            if _below(point.burn_rate, floor):
+            burn = _clawback_burn(point, c)
+            if _below(burn, floor):
                 soft = clawback.get("mode") == "soft"
                 home = add_months(quarter_start(day), 3) if soft else month_start(day)
                 if home <= run.period:
@@ -442,13 +469,13 @@ def _land_deal_targets(run: Run, deal: LandDeal) -> None:
                             inputs={
                                 **base,
                                 "clawback_day": day.isoformat(),
-                                "burn_at_clawback": str(point.burn_rate),
+                                "burn_at_clawback": str(burn),
                                 "clawback_floor": str(floor),
                                 "mode": clawback.get("mode", "hard"),
                                 "gated_paid": str(gated_paid),
                                 "formula": f"−{_money(gated_paid)} (the gated shares paid)",
                             },
-                            explanation=f"Clawback on {c.account.name}: burn was {_pct(point.burn_rate)} at the "
+                            explanation=f"Clawback on {c.account.name}: burn was {_pct(burn)} at the "
                             f"{int(clawback['at_day'])}-day mark ({day}), under the {_pct(floor)} floor, so the "
                             f"gated shares already paid ({_money(gated_paid)}) are "
                             + ("deducted from the next quarter." if soft else "reversed."),
@@ -546,7 +573,10 @@ def land_credit_and_accelerators(run: Run, deals: list[LandDeal]) -> None:
                         effective_quota=cents(quota),
                         attainment=attainment,
                         multiplier=tier_reached(attainment, tiers),
-                        inputs={"deals": [e[2].contract.external_id for e in credits], "basis": "committed ARR"},
+                        inputs={
+                            "deals": [e[2].contract.external_id for e in credits],
+                            "basis": (version.parameters.get("quota_credit") or {}).get("basis", "committed_arr"),
+                        },
                     )
                 )
 
@@ -727,6 +757,14 @@ def spiff_targets(run: Run) -> None:
 
     meters = dict(Meter.objects.values_list("key", "pk"))
     firsts = list(FirstSeen.objects.filter(first_day__lte=run.as_of).select_related("account"))
+    # Whatever a new logo uses on its first day of usage is the land, not an expansion.
+    first_usage: dict[int, dt.date] = {}
+    for first in firsts:
+        if first.kind == "meter" and (
+            first.account_id not in first_usage or first.first_day < first_usage[first.account_id]
+        ):
+            first_usage[first.account_id] = first.first_day
+    firsts = [f for f in firsts if f.first_day > first_usage.get(f.account_id, dt.date.min)]
     sku_windows = []
     for first in firsts:
         assignment, version = owner_plan(first.account_id, first.first_day)
@@ -850,35 +888,45 @@ def _curve(nrr: Decimal, curve: list[dict]) -> Decimal:
 
 
 def cs_targets(run: Run) -> None:
-    """A bonus per quota period on the NRR of the CSM's book at its end (attainment curve)."""
-    for assignment in run.assignments:
-        if assignment.plan.type != PlanType.CS:
-            continue
-        for start, end in quota_periods(assignment, run.as_of):
-            if end <= run.as_of:  # paid when the quota period closes
-                _cs_period(run, assignment, start, end)
+    """A bonus per quota period on the NRR of the CSM's book at its end (attainment curve).
+
+    One ``account_inputs`` statement per quarter end for every CSM's book together, then
+    each book's NRR from its own accounts' rows."""
+    from usage.metrics import Thresholds, account_inputs
+
+    periods = [
+        (assignment, start, end)
+        for assignment in run.assignments
+        if assignment.plan.type == PlanType.CS
+        for start, end in quota_periods(assignment, run.as_of)
+        if end <= run.as_of  # paid when the quota period closes
+    ]
+    csm_accounts = [account_id for (account_id, role) in run.owners.periods if role == OwnerRole.CSM]
+    books: dict[dt.date, dict[int, list[int]]] = {}
+    inputs: dict[dt.date, dict] = {}
+    for end in sorted({end for _, _, end in periods}):
+        by_person: dict[int, list[int]] = defaultdict(list)
+        for account_id in csm_accounts:
+            person = run.owners.on(account_id, OwnerRole.CSM, end)
+            if person is not None:
+                by_person[person].append(account_id)
+        books[end] = by_person
+        members = [a for accounts in by_person.values() for a in accounts]
+        inputs[end] = account_inputs(as_of=end, accounts=members, rollup=False, thresholds=Thresholds())
+    for assignment, start, end in periods:
+        _cs_period(run, assignment, start, end, books[end].get(assignment.person_id, []), inputs[end])
 
 
-def _cs_period(run: Run, assignment: Assignment, start: dt.date, end: dt.date) -> None:
-    from usage.metrics import Thresholds, account_inputs, portfolio
+def _cs_period(
+    run: Run, assignment: Assignment, start: dt.date, end: dt.date, book: list[int], inputs_by_account: dict
+) -> None:
+    from usage.metrics import Thresholds, portfolio
 
     version = run.version(assignment, end)
     if version is None:
         return
-    book = [
-        account_id
-        for (account_id, role), _ in run.owners.periods.items()
-        if role == OwnerRole.CSM and run.owners.on(account_id, OwnerRole.CSM, end) == assignment.person_id
-    ]
-    figures = (
-        portfolio(
-            account_inputs(as_of=end, accounts=book, rollup=False, thresholds=Thresholds()).values(),
-            as_of=end,
-            t=Thresholds(),
-        )
-        if book
-        else None
-    )
+    rows = [inputs_by_account[a] for a in book if a in inputs_by_account]
+    figures = portfolio(rows, as_of=end, t=Thresholds()) if rows else None
     nrr = figures.nrr if figures else None
     payout = _curve(nrr, version.parameters["curve"]) if nrr is not None else ZERO
     target = _d(version.parameters["target_bonus"])
@@ -1040,8 +1088,8 @@ def draw_targets(run: Run, deals: list[LandDeal]) -> None:
             month = add_months(month, 1)
 
 
-def compute_targets(period: dt.date) -> Run:
-    run = Run(month_start(period))
+def compute_targets(period: dt.date, through: dt.date | None = None) -> Run:
+    run = Run(month_start(period), through)
     deals = land_deals(run)
     land_targets(run, deals)
     land_credit_and_accelerators(run, deals)
@@ -1064,8 +1112,9 @@ class RunResult:
     skipped: str = ""
 
 
-def run_comp(*, period: dt.date, user=None) -> RunResult:
-    """Compute ``period`` and append the differences to the ledger (see the module doc)."""
+def run_comp(*, period: dt.date, through: dt.date | None = None, user=None) -> RunResult:
+    """Compute ``period`` (through ``through`` when the month is not over) and append the
+    differences to the ledger (see the module doc)."""
     period = month_start(period)
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -1079,7 +1128,7 @@ def run_comp(*, period: dt.date, user=None) -> RunResult:
         if latest is not None and period < latest:
             return RunResult(period, 0, 0, skipped=f"{latest:%Y-%m} was run after it; its changes land there.")
         started = timezone.now()
-        computed = compute_targets(period)
+        computed = compute_targets(period, through)
         run_row = CompRun.objects.create(period=period, started_at=started, triggered_by=user)
         lines = _differences(computed, run_row)
         LedgerLine.objects.bulk_create(lines, batch_size=1000)
@@ -1110,7 +1159,9 @@ def _differences(computed: Run, run_row: CompRun) -> list[LedgerLine]:
         .annotate(total=Sum("amount"))
     ):
         existing[(person_id, key)] = existing.get((person_id, key), ZERO) + total
-        kinds.setdefault((person_id, key), kind)
+        # A reversal takes the key's own kind, not that of an earlier true-up or adjustment.
+        if kind not in (LineKind.TRUE_UP, LineKind.ADJUSTMENT) or (person_id, key) not in kinds:
+            kinds[(person_id, key)] = kind
     frozen = approved_periods(people)
     lines = []
     for pair in sorted(set(targets) | set(existing)):
@@ -1173,14 +1224,16 @@ def gate_estimates(*, person, as_of: dt.date) -> list[GateEstimate]:
     back) if today's burn holds, and the burn it needs."""
     run = Run(month_start(as_of))
     run.as_of = as_of
-    deals = [d for d in land_deals(run) if d.assignment.person_id == person.pk]
+    # The run loads the whole month's contracts: a deal signed after ``as_of`` is not one yet.
+    deals = [d for d in land_deals(run) if d.assignment.person_id == person.pk and d.contract.signed_on <= as_of]
     run.burn((d.contract.account_id, as_of) for d in deals)
     estimates = []
     for deal in deals:
         c = deal.contract
         total = c.committed_arr * _d(deal.params["base_rate"])
+        amounts = _share_amounts(total, deal.params["schedule"])
         point = run.burn_on(c.account_id, as_of)
-        for _, entry in _checkpoint_days(deal):
+        for k, entry in _checkpoint_days(deal):
             day = c.start_on + dt.timedelta(days=int(entry["at_day"]))
             if day > as_of:
                 floor = _d(entry["burn_floor"])
@@ -1189,7 +1242,7 @@ def gate_estimates(*, person, as_of: dt.date) -> list[GateEstimate]:
                         c.account,
                         f"Day-{entry['at_day']} checkpoint",
                         day,
-                        cents(total * _d(entry["share"])),
+                        amounts[k],
                         point.burn_rate,
                         floor,
                         not _below(point.burn_rate, floor),
@@ -1200,13 +1253,13 @@ def gate_estimates(*, person, as_of: dt.date) -> list[GateEstimate]:
             day = c.start_on + dt.timedelta(days=int(clawback["at_day"]))
             if day > as_of:
                 floor = _d(clawback["burn_floor"])
-                gated = sum((_d(e["share"]) for _, e in _checkpoint_days(deal)), ZERO)
+                gated = sum((amounts[k] for k, _ in _checkpoint_days(deal)), ZERO)
                 estimates.append(
                     GateEstimate(
                         c.account,
                         f"Day-{clawback['at_day']} clawback",
                         day,
-                        -cents(total * gated),
+                        -gated,
                         point.burn_rate,
                         floor,
                         not _below(point.burn_rate, floor),

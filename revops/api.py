@@ -46,3 +46,4 @@ def invalid(request: HttpRequest, exc: ValidationError):
 
 api.add_router("/", "usage.api.router")
 api.add_router("/", "usage.api_metrics.router")
+api.add_router("/", "comp.api.router")

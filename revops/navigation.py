@@ -25,6 +25,14 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem(
         "Metrics", "metrics:company", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN, Role.PRODUCT}), "/metrics/"
     ),
+    NavItem(
+        "Statements",
+        "statements:index",
+        frozenset({Role.AE, Role.CSM, Role.LEADER, Role.FINANCE, Role.ADMIN}),
+        "/comp/statements/",
+    ),
+    # Plans only: statements have their own item, so this one highlights on /comp/plans/.
+    NavItem("Comp", "comp:plans", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN}), "/comp/plans/"),
     NavItem("People", "people", EVERYONE, "/people/"),
     NavItem("Data", "usage:imports", frozenset({Role.FINANCE, Role.ADMIN}), "/data/"),
     NavItem("System", "system_status", frozenset({Role.ADMIN}), "/system/"),

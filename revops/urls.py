@@ -11,6 +11,8 @@ urlpatterns = [
     path("data/", include("usage.urls")),
     path("", include("usage.metric_urls")),
     path("accounts/", include("accounts.urls")),
+    path("comp/statements/", include("comp.statement_urls")),
+    path("comp/", include("comp.urls")),
     path("usage/", include("usage.panel_urls")),
     path("health", views.health_view, name="health"),
     path("favicon.ico", views.favicon),

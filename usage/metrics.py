@@ -844,17 +844,30 @@ tree(root_id, account_id) AS (
     SELECT DISTINCT account_id, account_id FROM points
     UNION ALL
     SELECT t.root_id, a.id FROM accounts_account a JOIN tree t ON a.parent_id = t.account_id
+),
+-- One index range per (point, account in its subtree): (account_id, day) finds the
+-- trailing window directly instead of scanning every account's window.
+revenue AS (
+    SELECT p.account_id, p.day, SUM(w.revenue) AS revenue
+    FROM points p
+    JOIN tree t ON t.root_id = p.account_id
+    CROSS JOIN LATERAL (
+        SELECT SUM(r.revenue) AS revenue FROM usage_dailyrollup r
+        WHERE r.account_id = t.account_id AND r.day > p.day - %(n)s AND r.day <= p.day
+    ) w
+    GROUP BY p.account_id, p.day
+),
+committed AS (
+    SELECT p.account_id, p.day, SUM(c.committed_arr) AS committed
+    FROM points p
+    JOIN tree t ON t.root_id = p.account_id
+    JOIN accounts_contract c ON c.account_id = t.account_id AND c.start_on <= p.day AND c.end_on >= p.day
+    GROUP BY p.account_id, p.day
 )
-SELECT p.account_id, p.day,
-    COALESCE((
-        SELECT SUM(r.revenue) FROM tree t JOIN usage_dailyrollup r ON r.account_id = t.account_id
-        WHERE t.root_id = p.account_id AND r.day > p.day - %(n)s AND r.day <= p.day
-    ), 0),
-    COALESCE((
-        SELECT SUM(c.committed_arr) FROM tree t JOIN accounts_contract c ON c.account_id = t.account_id
-        WHERE t.root_id = p.account_id AND c.start_on <= p.day AND c.end_on >= p.day
-    ), 0)
+SELECT p.account_id, p.day, COALESCE(r.revenue, 0), COALESCE(c.committed, 0)
 FROM points p
+LEFT JOIN revenue r ON r.account_id = p.account_id AND r.day = p.day
+LEFT JOIN committed c ON c.account_id = p.account_id AND c.day = p.day
 """
 
 

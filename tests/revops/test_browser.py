@@ -43,7 +43,7 @@ def test_ae_logs_in_sees_their_home_and_logs_out(page: Page, live_server, ae):
     expect(who.locator(".badge")).to_have_text("Account executive")
     expect(page.get_by_text("Account executive · your book of accounts")).to_be_visible()
     nav = page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link")).to_have_text(["Home", "Book", "People"])
+    expect(nav.get_by_role("link")).to_have_text(["Home", "Book", "Statements", "People"])
     expect(nav.get_by_role("link", name="Home")).to_have_attribute("aria-current", "page")
 
     who.get_by_role("button", name="Log out").click()
@@ -142,12 +142,12 @@ def test_each_role_lands_on_its_home_page(logged_in_page, make_user, team, with_
     expect(page.locator(".card").filter(has_text="Your team")).to_contain_text("Tess Mate")
     nav = page.get_by_role("navigation", name="Main").get_by_role("link")
     expected = {
-        Role.AE: ["Home", "Book", "People"],
-        Role.CSM: ["Home", "Alerts", "Book", "People"],
-        Role.LEADER: ["Home", "Alerts", "Book", "Metrics", "People"],
-        Role.FINANCE: ["Home", "Metrics", "People", "Data"],
+        Role.AE: ["Home", "Book", "Statements", "People"],
+        Role.CSM: ["Home", "Alerts", "Book", "Statements", "People"],
+        Role.LEADER: ["Home", "Alerts", "Book", "Metrics", "Statements", "Comp", "People"],
+        Role.FINANCE: ["Home", "Metrics", "Statements", "Comp", "People", "Data"],
         Role.PRODUCT: ["Home", "Metrics", "People"],
-        Role.ADMIN: ["Home", "Alerts", "Book", "Metrics", "People", "Data", "System"],
+        Role.ADMIN: ["Home", "Alerts", "Book", "Metrics", "Statements", "Comp", "People", "Data", "System"],
     }
     expect(nav).to_have_text(expected[role])
     screenshot(page, f"home-{role}")

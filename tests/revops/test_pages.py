@@ -106,6 +106,7 @@ def test_navigation_depends_on_role(client, make_user, with_totp):
 
     assert "System" not in ae_labels
     assert "System" in admin_labels
+    assert "Statements" in ae_labels and "Statements" in admin_labels
 
 
 def test_system_status_page_is_for_admins_only(client, make_user, with_totp):

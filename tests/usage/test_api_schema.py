@@ -184,6 +184,7 @@ def test_the_schema_is_openapi_3_1_with_the_events_operation(api_schema):
         ("GET", "/api/v1/accounts/{external_id}/metrics"),
         ("GET", "/api/v1/metrics"),
         ("GET", "/api/v1/alerts"),
+        ("GET", "/api/v1/statements"),
     }
     events = by_route[("POST", "/api/v1/events")]
     assert set(events.definition.raw["responses"]) == {"200", "400", "401", "403", "413", "415", "429"}

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from comp.engine import run_comp
-from comp.periods import parse_period
+from comp.periods import month_end, parse_period
 
 
 class Command(BaseCommand):
@@ -20,7 +23,9 @@ class Command(BaseCommand):
             month = parse_period(period)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        result = run_comp(period=month)
+        # The month still running is computed through yesterday (UTC), not its last day.
+        yesterday = timezone.now().astimezone(dt.UTC).date() - dt.timedelta(days=1)
+        result = run_comp(period=month, through=yesterday if month_end(month) > yesterday else None)
         if result.skipped:
             self.stdout.write(f"{period}: nothing to do — {result.skipped}")
         else:

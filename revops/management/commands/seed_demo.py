@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -76,10 +77,37 @@ class Command(BaseCommand):
                 f"({days[0]} … {days[-1]}) in {time.monotonic() - started:.1f}s."
             )
         )
+        started = time.monotonic()
+        months = seed_comp(result.as_of)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Comp plans from {DEMO_PLANS.name} and {len(months)} monthly runs "
+                f"({months[0]:%Y-%m} … {months[-1]:%Y-%m}) in {time.monotonic() - started:.1f}s."
+            )
+        )
+
+
+DEMO_PLANS = Path(__file__).resolve().parents[3] / "docs" / "examples" / "plans.yaml"
+COMP_MONTHS = 4
+
+
+def seed_comp(as_of: dt.date) -> list[dt.date]:
+    """The example plans (docs/examples/plans.yaml) and comp runs for the last months up to
+    the current one, oldest first, so statements have lines, holds and true-ups to show."""
+    from comp.engine import run_comp
+    from comp.periods import add_months
+    from comp.plans import plans_import
+
+    plans_import(data=DEMO_PLANS.read_bytes(), filename=DEMO_PLANS.name)
+    current = as_of.replace(day=1)
+    months = [add_months(current, -k) for k in range(COMP_MONTHS - 1, -1, -1)]
+    for month in months:
+        run_comp(period=month, through=as_of - dt.timedelta(days=1))
+    return months
 
 
 def metrics_history_days(as_of: dt.date) -> list[dt.date]:
-    """Month-ends of the last six months, then every day of the last week up to the
+    """Month-ends of the last six months, then every day of the last four up to the
     last complete day, oldest first: charts have a history and alerts a lifecycle."""
     last = as_of - dt.timedelta(days=1)
     month_ends = []
@@ -87,5 +115,5 @@ def metrics_history_days(as_of: dt.date) -> list[dt.date]:
     for _ in range(6):
         month_ends.append(cursor)
         cursor = cursor.replace(day=1) - dt.timedelta(days=1)
-    recent = [last - dt.timedelta(days=k) for k in range(6, -1, -1)]
+    recent = [last - dt.timedelta(days=k) for k in range(3, -1, -1)]
     return sorted(set(month_ends) | set(recent))

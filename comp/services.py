@@ -1,0 +1,153 @@
+"""Writes on statements: finance's approval, and the inquiry thread on a ledger line.
+
+Approval freezes a month: its lines cannot change (the ledger is append-only anyway) and
+``comp.periods.open_period`` sends anything computed for it later to the next open month.
+An answer to an inquiry may carry an adjustment, which is a new ledger line like any
+other correction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+from django.utils import timezone
+
+from comp.models import Inquiry, InquiryMessage, LedgerLine, LineKind, Statement, StatementStatus
+from comp.periods import add_months, approved_periods, month_start, open_period
+from comp.selectors import statement_totals
+from revops.errors import ApplicationError
+from revops.models import Role, User
+
+# Who approves statements and answers inquiries.
+FINANCE_ROLES = frozenset({Role.FINANCE, Role.ADMIN})
+MAX_BODY = 4000
+CENT = Decimal("0.01")
+# An adjustment is a correction, not a payroll run: anything this large is a typo.
+MAX_ADJUSTMENT = Decimal("10000000")
+
+
+def is_finance(user) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.role in FINANCE_ROLES)
+
+
+def _today() -> dt.date:
+    return timezone.now().astimezone(dt.UTC).date()
+
+
+def _body(body: str) -> str:
+    text = (body or "").strip()
+    if not text:
+        raise ApplicationError("Write a message: what is the question (or the answer)?")
+    if len(text) > MAX_BODY:
+        raise ApplicationError(f"Keep the message under {MAX_BODY} characters.")
+    return text
+
+
+@transaction.atomic
+def statement_approve(*, person: User, period: dt.date, approver: User) -> Statement:
+    """Approve (freeze) ``person``'s statement for ``period`` with a snapshot of its totals."""
+    if not is_finance(approver):
+        raise ApplicationError("Only finance can approve statements.")
+    period = month_start(period)
+    if period > add_months(_today(), 0):
+        raise ApplicationError(f"{period:%B %Y} has not started yet; approve a statement once its month is under way.")
+    statement, _ = Statement.objects.select_for_update().get_or_create(person=person, period=period)
+    if statement.status == StatementStatus.APPROVED:
+        who = statement.approved_by.name if statement.approved_by else "finance"
+        raise ApplicationError(f"{person.name}'s {period:%B %Y} statement was already approved by {who}.")
+    statement.status = StatementStatus.APPROVED
+    statement.approved_by = approver
+    statement.approved_at = timezone.now()
+    statement.approved_totals = statement_totals(person=person, period=period).as_json()
+    statement.save(update_fields=["status", "approved_by", "approved_at", "approved_totals"])
+    return statement
+
+
+@transaction.atomic
+def inquiry_raise(*, line: LedgerLine, person: User, body: str) -> Inquiry:
+    """``person`` asks about one of their own lines. A question on a line that already has
+    an open inquiry joins that thread instead of starting another."""
+    if line.person_id != person.pk:
+        raise ApplicationError("Only the person a line pays can raise an inquiry on it.")
+    text = _body(body)
+    inquiry = (
+        Inquiry.objects.select_for_update().filter(line=line, status=Inquiry.Status.OPEN).order_by("created_at").first()
+    )
+    if inquiry is None:
+        inquiry = Inquiry.objects.create(line=line, raised_by=person)
+    InquiryMessage.objects.create(inquiry=inquiry, author=person, body=text)
+    return inquiry
+
+
+def parse_adjustment(value: str | Decimal | None) -> Decimal | None:
+    """'' → None; '-150.5' → Decimal('-150.50'); ApplicationError for anything else."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        amount = Decimal(str(value).strip().replace(",", "").replace("$", "").replace("−", "-"))
+    except InvalidOperation:
+        raise ApplicationError(f"'{value}' is not an amount (for example 150.00 or -75.50).") from None
+    if not amount.is_finite():
+        raise ApplicationError(f"'{value}' is not an amount (for example 150.00 or -75.50).")
+    if amount != amount.quantize(CENT):
+        raise ApplicationError("An adjustment is in dollars and cents: at most 2 decimal places.")
+    return amount.quantize(CENT)
+
+
+@transaction.atomic
+def inquiry_answer(*, inquiry: Inquiry, author: User, body: str, adjustment: Decimal | None = None) -> InquiryMessage:
+    """Finance answers an inquiry, optionally with an adjustment for the line's person.
+
+    The adjustment lands in the line's month if that statement is still open, else in the
+    first open month after it (an approved statement never changes).
+    """
+    if not is_finance(author):
+        raise ApplicationError("Only finance can answer inquiries.")
+    text = _body(body)
+    inquiry = Inquiry.objects.select_for_update().select_related("line__person").get(pk=inquiry.pk)
+    if inquiry.status == Inquiry.Status.ANSWERED:
+        raise ApplicationError("This inquiry has already been answered; the person can raise a new one.")
+    line = inquiry.line
+    adjustment_line = None
+    if adjustment is not None:
+        if adjustment == 0:
+            raise ApplicationError("An adjustment of 0 changes nothing; leave the amount empty to answer without one.")
+        if abs(adjustment) >= MAX_ADJUSTMENT:
+            raise ApplicationError(f"An adjustment must be under ${MAX_ADJUSTMENT:,.0f}.")
+        # Lock the person's statements so an approval cannot slip in between choosing the
+        # month and writing the line.
+        list(Statement.objects.select_for_update().filter(person_id=line.person_id).values_list("pk"))
+        frozen = approved_periods([line.person_id]).get(line.person_id, set())
+        period = open_period(line.period, frozen)
+        adjustment_line = LedgerLine.objects.create(
+            person_id=line.person_id,
+            period=period,
+            plan_version_id=line.plan_version_id,
+            account_id=line.account_id,
+            kind=LineKind.ADJUSTMENT,
+            key=f"inquiry:{inquiry.pk}:adjustment",
+            amount=adjustment,
+            inputs={
+                "formula": f"{adjustment:,.2f} set by finance answering inquiry #{inquiry.pk}",
+                "inquiry": inquiry.pk,
+                "line": line.pk,
+                "line_period": line.period.isoformat(),
+                "reason": text,
+            },
+            explanation=(
+                f"Finance ({author.name}) adjusted your pay by {_money(adjustment)} in answer to your inquiry on the "
+                f"{line.get_kind_display().lower()} line of {line.period:%B %Y}: {text}"
+            ),
+            created_by=author,
+        )
+    message = InquiryMessage.objects.create(inquiry=inquiry, author=author, body=text, adjustment=adjustment_line)
+    inquiry.status = Inquiry.Status.ANSWERED
+    inquiry.save(update_fields=["status"])
+    return message
+
+
+def _money(amount: Decimal) -> str:
+    text = f"${abs(amount):,.2f}"
+    return f"−{text}" if amount < 0 else text

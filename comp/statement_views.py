@@ -1,0 +1,331 @@
+"""Statement pages: the list, one person's month, a line's explanation and thread, the CSV.
+
+Every URL fetches the person or line through ``people_in_scope``: someone outside the
+viewer's scope is a 404 on the page, its fragments, its CSV and its forms alike. Finance
+(and admins) approve and answer; the line's own person raises inquiries.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import importlib.util
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from comp import selectors, services
+from comp.models import Inquiry, LedgerLine
+from comp.periods import add_months, month_start, parse_period
+from revops.access import people_in_scope, sees_company, teams_managed_by
+from revops.errors import ApplicationError
+from revops.models import User
+from usage.metric_views import spreadsheet_safe
+
+
+def _today() -> dt.date:
+    return timezone.now().astimezone(dt.UTC).date()
+
+
+def _period(value: str) -> dt.date:
+    try:
+        return parse_period(value)
+    except ValueError:
+        raise Http404("No such month.") from None
+
+
+def _person_for(request: HttpRequest, person_id: int) -> User:
+    """The person if the viewer may see their statements, else 404 (like an unknown one)."""
+    person = people_in_scope(request.user).filter(pk=person_id).select_related("team").first()
+    if person is None:
+        raise Http404("No such statement.")
+    return person
+
+
+def _line_for(request: HttpRequest, line_id: int) -> LedgerLine:
+    line = selectors.line_detail(line_id=line_id, visible_people=people_in_scope(request.user))
+    if line is None:
+        raise Http404("No such line.")
+    return line
+
+
+def _statement_url(person_id: int, period: dt.date) -> str:
+    return reverse("statements:statement", args=[person_id, f"{period:%Y-%m}"])
+
+
+def _sees_others(user: User) -> bool:
+    return sees_company(user) or teams_managed_by(user).exists()
+
+
+# --- The list ----------------------------------------------------------------------------
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    """My statements by month; for finance, leaders and managers the month's statements of
+    everyone in scope (with approve buttons for finance)."""
+    user = request.user
+    context: dict = {"mine": selectors.my_statements(person=user), "is_finance": services.is_finance(user)}
+    if _sees_others(user):
+        try:
+            period = parse_period(request.GET["period"]) if request.GET.get("period") else month_start(_today())
+        except ValueError:
+            period = month_start(_today())
+        context.update(
+            period=period,
+            rows=selectors.statements_list(viewer=user, period=period),
+            previous=add_months(period, -1),
+            next=add_months(period, 1),
+            sees_others=True,
+        )
+    template = "comp/statements.html#statement-list" if request.htmx and context.get("sees_others") else None
+    return render(request, template or "comp/statements.html", context)
+
+
+# --- One statement -----------------------------------------------------------------------
+
+
+def _statement_context(request: HttpRequest, person: User, period: dt.date) -> dict:
+    view = selectors.statement_view(person=person, period=period)
+    return {
+        "s": view,
+        "person": person,
+        "period": period,
+        "period_str": f"{period:%Y-%m}",
+        "is_finance": services.is_finance(request.user),
+        "is_own": person.pk == request.user.pk,
+        "previous": add_months(period, -1),
+        "next": add_months(period, 1),
+    }
+
+
+@require_GET
+def statement(request: HttpRequest, person_id: int, period: str) -> HttpResponse:
+    person = _person_for(request, person_id)
+    context = _statement_context(request, person, _period(period))
+    return render(request, "comp/statement.html", context)
+
+
+@require_GET
+def statement_csv(request: HttpRequest, person_id: int, period: str) -> HttpResponse:
+    person = _person_for(request, person_id)
+    view = selectors.statement_view(person=person, period=_period(period))
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = f"statement-{person.email.split('@')[0]}-{view.period:%Y-%m}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{spreadsheet_safe(name)}"'
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            "person",
+            "email",
+            "period",
+            "statement_status",
+            "line_id",
+            "kind",
+            "account",
+            "account_external_id",
+            "amount",
+            "line_status",
+            "formula",
+            "explanation",
+            "inputs",
+        ]
+    )
+    for group in view.groups:
+        for row in group.rows:
+            line = row.line
+            writer.writerow(
+                [
+                    spreadsheet_safe(person.name),
+                    spreadsheet_safe(person.email),
+                    f"{view.period:%Y-%m}",
+                    view.status_label.lower(),
+                    line.pk,
+                    line.kind,
+                    spreadsheet_safe(line.account.name if line.account else ""),
+                    spreadsheet_safe(line.account.external_id if line.account else ""),
+                    line.amount,
+                    row.status,
+                    spreadsheet_safe((line.inputs or {}).get("formula", "")),
+                    spreadsheet_safe(line.explanation),
+                    spreadsheet_safe(json.dumps(line.inputs, sort_keys=True, default=str)),
+                ]
+            )
+    for name, _label, amount in view.totals.labelled():
+        writer.writerow(
+            ["", "", f"{view.period:%Y-%m}", view.status_label.lower(), "", f"total:{name}", "", "", amount]
+        )
+    return response
+
+
+@require_POST
+def approve(request: HttpRequest, person_id: int, period: str) -> HttpResponse:
+    """Finance approves a statement. From the statement page htmx gets the new status with
+    the totals and lines out of band; from the list, the list's row."""
+    person = _person_for(request, person_id)
+    month = _period(period)
+    if not services.is_finance(request.user):
+        raise PermissionDenied("Only finance approves statements.")
+    try:
+        services.statement_approve(person=person, period=month, approver=request.user)
+    except ApplicationError as exc:
+        if request.htmx:
+            return _htmx_error(request, exc.message)
+        messages.error(request, exc.message)
+        return redirect(_statement_url(person.pk, month))
+    if not request.htmx:
+        messages.success(request, f"{person.name}'s {month:%B %Y} statement is approved.")
+        target = request.POST.get("next", "")
+        safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False)
+        return redirect(target if target and safe else _statement_url(person.pk, month))
+    if request.POST.get("from") == "list":
+        rows = [r for r in selectors.statements_list(viewer=request.user, period=month) if r.person.pk == person.pk]
+        return render(request, "comp/statements.html#list-row", {"row": rows[0], "is_finance": True, "period": month})
+    context = _statement_context(request, person, month)
+    context["oob"] = True
+    return render(request, "comp/statement.html#approved-response", context)
+
+
+def _htmx_error(request: HttpRequest, message: str) -> HttpResponse:
+    response = render(request, "comp/statement.html#flash", {"error": message})
+    response["HX-Retarget"] = "#statement-flash"
+    response["HX-Reswap"] = "innerHTML"
+    return response
+
+
+# --- A line: explanation, inputs, thread ---------------------------------------------------
+
+
+def _line_context(request: HttpRequest, line: LedgerLine, *, error: str = "", body: str = "") -> dict:
+    inputs = line.inputs or {}
+    approved = selectors.statement_approved(person=line.person_id, period=line.period)
+    return {
+        "line": line,
+        "status": selectors.line_status(line, approved=approved),
+        "formula": inputs.get("formula", ""),
+        "inputs": [
+            (key.replace("_", " ").capitalize(), _input_value(value))
+            for key, value in inputs.items()
+            if not key.startswith("_") and key != "formula"
+        ],
+        "inquiries": line.inquiry_list,
+        "open_inquiry": any(i.status == Inquiry.Status.OPEN for i in line.inquiry_list),
+        "can_raise": line.person_id == request.user.pk,
+        "is_finance": services.is_finance(request.user),
+        "error": error,
+        "body": body,
+        "statement_url": _statement_url(line.person_id, line.period),
+    }
+
+
+def _input_value(value) -> str:
+    """An input as the person reads it: yes/no, plain numbers and text, JSON for the rest."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "—"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+@require_GET
+def line(request: HttpRequest, line_id: int) -> HttpResponse:
+    """The line's explanation, loaded into the statement when its row is opened; without
+    htmx a page of its own."""
+    item = _line_for(request, line_id)
+    template = "comp/statement.html#line-detail" if request.htmx else "comp/statement_line.html"
+    return render(request, template, _line_context(request, item))
+
+
+def _line_response(request: HttpRequest, line_id: int, *, error: str = "", body: str = "", totals=False):
+    item = _line_for(request, line_id)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(reverse("statements:line", args=[line_id]))
+    context = _line_context(request, item, error=error, body=body)
+    context["summary_oob"] = True  # the row's inquiry tag follows the thread
+    if totals:
+        view = selectors.statement_view(person=item.person, period=item.period)
+        context.update(
+            s=view,
+            oob=True,
+            person=item.person,
+            period=item.period,
+            period_str=f"{item.period:%Y-%m}",
+        )
+    return render(request, "comp/statement.html#line-response", context)
+
+
+@require_POST
+def inquiry_raise(request: HttpRequest, line_id: int) -> HttpResponse:
+    item = _line_for(request, line_id)
+    body = request.POST.get("body", "")
+    try:
+        services.inquiry_raise(line=item, person=request.user, body=body)
+    except ApplicationError as exc:
+        return _line_response(request, line_id, error=exc.message, body=body[:4000])
+    if not request.htmx:
+        messages.success(request, "Your inquiry is with finance; the answer will appear on the line.")
+    return _line_response(request, line_id, totals=True)
+
+
+@require_POST
+def inquiry_answer(request: HttpRequest, inquiry_id: int) -> HttpResponse:
+    inquiry = (
+        Inquiry.objects.filter(pk=inquiry_id, line__person__in=people_in_scope(request.user))
+        .select_related("line")
+        .first()
+    )
+    if inquiry is None:
+        raise Http404("No such inquiry.")
+    if not services.is_finance(request.user):
+        raise PermissionDenied("Only finance answers inquiries.")
+    body = request.POST.get("body", "")
+    try:
+        amount = services.parse_adjustment(request.POST.get("adjustment", ""))
+        services.inquiry_answer(inquiry=inquiry, author=request.user, body=body, adjustment=amount)
+    except ApplicationError as exc:
+        return _line_response(request, inquiry.line_id, error=exc.message, body=body[:4000])
+    if not request.htmx:
+        messages.success(request, "Answered.")
+    return _line_response(request, inquiry.line_id, totals=True)
+
+
+# --- The estimator -------------------------------------------------------------------------
+
+
+def gate_estimates(*, person: User, as_of: dt.date) -> list | None:
+    """``comp.engine.gate_estimates`` when the engine provides it, else None.
+
+    Only a missing module or function is tolerated; an engine that fails to import is
+    a real error and surfaces as one.
+    """
+    if importlib.util.find_spec("comp.engine") is None:
+        return None
+    engine = importlib.import_module("comp.engine")
+    estimate = getattr(engine, "gate_estimates", None)
+    if estimate is None:
+        return None
+    return list(estimate(person=person, as_of=as_of))
+
+
+@require_GET
+def estimator(request: HttpRequest, person_id: int) -> HttpResponse:
+    """What each account's next gate would pay if current burn holds: the AE's own only
+    (a forecast of someone else's pay is not theirs to see)."""
+    if person_id != request.user.pk:
+        raise Http404("No such estimator.")
+    as_of = _today()
+    estimates = gate_estimates(person=request.user, as_of=as_of)
+    context = {"estimates": estimates, "as_of": as_of, "person": request.user}
+    template = "comp/statement.html#estimator" if request.htmx else "comp/statement_estimator.html"
+    return render(request, template, context)

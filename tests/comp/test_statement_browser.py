@@ -1,0 +1,165 @@
+"""An AE reads a statement in headless Chromium: opens a line's explanation, raises an
+inquiry; finance answers it with an adjustment and approves the statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts.models import Account, Segment
+from comp.models import Inquiry, LedgerLine, LineKind, Statement, StatementStatus
+from revops.models import Role, Team
+from tests.browser import log_in, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+OCT = dt.date(2026, 10, 1)
+
+
+def add(person, kind, amount, *, account=None, key, formula, explanation, **inputs) -> LedgerLine:
+    return LedgerLine.objects.create(
+        person=person,
+        period=OCT,
+        account=account,
+        kind=kind,
+        key=key,
+        amount=Decimal(amount),
+        inputs={"formula": formula, **inputs},
+        explanation=explanation,
+    )
+
+
+def test_ae_reads_a_line_raises_an_inquiry_and_finance_answers_and_approves(
+    logged_in_page, live_server, make_user, with_totp
+):
+    team = Team.objects.create(name="Sales East")
+    avery = make_user(Role.AE, team=team, name="Avery Exec", email="avery@example.test")
+    fran = make_user(Role.FINANCE, name="Fran Finance", email="fran@example.test")
+    fran_code = with_totp(fran)
+    acme = Account.objects.create(external_id="acme", name="Acme Corp", segment=Segment.MID_MARKET)
+    globex = Account.objects.create(external_id="globex", name="Globex", segment=Segment.ENTERPRISE)
+    commission = add(
+        avery,
+        LineKind.COMMISSION,
+        "12000.00",
+        account=acme,
+        key="land:acme:signature",
+        formula="240,000 × 10% × 50%",
+        explanation="Half of the 10% land commission on Acme's $240,000 commitment, paid at signature.",
+        committed_arr="240,000",
+        base_rate="10%",
+        share="50% at signature",
+    )
+    add(
+        avery,
+        LineKind.HOLD,
+        "12000.00",
+        account=acme,
+        key="land:acme:checkpoint_90",
+        formula="240,000 × 10% × 50%",
+        explanation="The second half is held until Acme's burn reaches the 25% floor at the 90-day checkpoint.",
+        releases_if="Acme's burn is at least 25% of its commitment",
+        recheck_until="2027-10-01",
+    )
+    add(
+        avery,
+        LineKind.SPIFF,
+        "3000.00",
+        account=globex,
+        key="spiff:globex:region",
+        formula="flat $3,000",
+        explanation="New region (eu-west) activated at Globex.",
+        region="eu-west",
+    )
+    add(
+        avery,
+        LineKind.DRAW,
+        "2500.00",
+        key="draw:2026-10",
+        formula="flat $2,500 (month 2 of 6)",
+        explanation="Bridge draw for your new logos, recovered from later commission.",
+        recoverable=True,
+    )
+    path = f"/comp/statements/{avery.pk}/2026-10/"
+
+    # --- The AE opens the statement and a line's explanation --------------------------------
+    page = logged_in_page(avery)
+    page.goto(live_server.url + path)
+    expect(page.locator("h1")).to_have_text("My statement · October 2026")
+    totals = page.locator("#statement-totals")
+    expect(totals.locator(".metric-payable")).to_contain_text("$17,500.00")  # 12,000 + 3,000 + 2,500
+    expect(totals.locator(".metric-held_balance")).to_contain_text("$12,000.00")
+    expect(totals.locator(".metric-draw_balance")).to_contain_text("$2,500.00")
+    expect(page.locator("#statement-status")).to_contain_text("Open")
+    expect(page.locator("#group-hold")).to_contain_text("Released if Acme's burn is at least 25% of its commitment")
+
+    row = page.locator(f"#line-{commission.pk}")
+    row.locator("summary").click()
+    detail = row.locator(".line-detail")
+    expect(detail).to_contain_text("Half of the 10% land commission on Acme's $240,000 commitment")
+    expect(detail.locator(".formula")).to_contain_text("240,000 × 10% × 50%")
+    expect(detail.locator("dl.inputs")).to_contain_text("Committed arr")
+    screenshot(page, "statement-ae-line-open")
+
+    detail.locator("textarea[name=body]").fill("Was the accelerator applied? I was above 100% in Q4.")
+    detail.get_by_role("button", name="Send to finance").click()
+    expect(detail.locator(".thread")).to_contain_text("Was the accelerator applied?")
+    expect(detail.locator(".thread")).to_contain_text("Open")
+    expect(row.locator("summary .inq-tag")).to_have_text("inquiry open")
+    expect(page.locator("#statement-status .open-inquiries")).to_have_text("1 open inquiry")
+    screenshot(page, "statement-ae-inquiry")
+    assert Inquiry.objects.get(line=commission).status == Inquiry.Status.OPEN
+
+    # --- Finance answers with an adjustment, then approves -------------------------------------
+    page.locator("header .who").get_by_role("button", name="Log out").click()
+    log_in(page, live_server.url, fran, totp_code=fran_code)
+    page.goto(live_server.url + path)
+    expect(page.locator("h1")).to_have_text("Avery Exec · October 2026")
+    row = page.locator(f"#line-{commission.pk}")
+    expect(row.locator(".inq-tag")).to_have_text("inquiry open")
+    row.locator("summary").click()
+    detail = row.locator(".line-detail")
+    detail.locator(".answer-form textarea[name=body]").fill("Yes: the 1.5× accelerator was missing for October.")
+    detail.locator(".answer-form input[name=adjustment]").fill("600")
+    detail.get_by_role("button", name="Answer").click()
+    expect(detail.locator(".thread")).to_contain_text("Adjustment of $600.00 in October 2026")
+    expect(page.locator("#statement-totals .metric-payable")).to_contain_text("$18,100.00")  # 17,500 + 600
+    expect(row.locator("summary .inq-tag")).to_have_text("inquiry answered")
+    expect(page.locator("#statement-status .open-inquiries")).to_have_count(0)
+    screenshot(page, "statement-finance-answered")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Approve statement").click()
+    status = page.locator("#statement-status")
+    expect(status).to_contain_text("Approved")
+    expect(status).to_contain_text("by Fran Finance")
+    expect(page.get_by_role("button", name="Approve statement")).to_have_count(0)
+    expect(page.locator(f"#line-{commission.pk} .line-status")).to_have_text("approved")
+    screenshot(page, "statement-finance-approved")
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Statements").click()
+    page.locator("#period-input").fill("2026-10")
+    page.locator("#period-input").dispatch_event("change")
+    expect(page.locator(f"#stmt-{avery.pk}")).to_contain_text("Approved")
+    expect(page.locator(f"#stmt-{avery.pk}")).to_contain_text("$18,100.00")
+    screenshot(page, "statements-list-finance")
+
+    statement = Statement.objects.get(person=avery, period=OCT)
+    assert statement.status == StatementStatus.APPROVED
+    assert statement.approved_totals["payable"] == "18100.00"
+
+    # --- The AE sees the answer and the approval -------------------------------------------------
+    page.locator("header .who").get_by_role("button", name="Log out").click()
+    log_in(page, live_server.url, avery)
+    page.goto(live_server.url + path)
+    expect(page.locator("#statement-status")).to_contain_text("Approved")
+    row = page.locator(f"#line-{commission.pk}")
+    row.locator("summary").click()
+    expect(row.locator(".thread")).to_contain_text("Yes: the 1.5× accelerator was missing for October.")
+    screenshot(page, "statement-ae-approved")
+    page.get_by_role("link", name="Statements", exact=True).first.click()
+    expect(page.locator(".my-statements")).to_contain_text("October 2026")
+    screenshot(page, "statements-index-ae")
