@@ -50,6 +50,10 @@ ONE = Decimal(1)
 DEFAULT_RAMP = [Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1")]
 # pg_advisory_xact_lock key: two runs at once produce one result.
 COMP_LOCK = 0x636F6D70_72756E00
+# Quota periods that closed more than this many days before the run's last day are
+# settled: their expansion commission and CS bonus are not recomputed (late usage older
+# than that is not re-credited, as in Xactly's prior-period window) and stay as recorded.
+SETTLE_AFTER_DAYS = 92
 EARNING_KINDS = frozenset({LineKind.COMMISSION, LineKind.ACCELERATOR, LineKind.RELEASE, LineKind.SPIFF, LineKind.BONUS})
 
 
@@ -198,10 +202,15 @@ class Run:
         self.contract_by_id = {c.pk: c for c in self.contracts}
         self.targets: list[Target] = []
         self.attainments: list[Attainment] = []
+        # Key prefixes of settled quota periods: neither recomputed nor reversed.
+        self.settled: list[str] = []
         self._burn: dict = {}
 
     def version(self, assignment: Assignment, day: dt.date) -> PlanVersion | None:
         return _version_on(self.versions.get(assignment.plan_id, []), day)
+
+    def settled_period(self, end: dt.date) -> bool:
+        return end < self.as_of - dt.timedelta(days=SETTLE_AFTER_DAYS)
 
     def covers(self, assignment: Assignment, day: dt.date) -> bool:
         return assignment.start_on <= day and (assignment.end_on is None or day <= assignment.end_on)
@@ -645,6 +654,9 @@ def expand_targets(run: Run) -> None:
         if assignment.plan.type != PlanType.EXPAND:
             continue
         for quota_start, end in quota_periods(assignment, run.as_of):
+            if run.settled_period(end):
+                run.settled.append(f"expand:{assignment.pk}:{max(quota_start, assignment.start_on):%Y-%m-%d}")
+                continue
             _expand_period(run, assignment, quota_start, end, windows)
 
 
@@ -892,7 +904,7 @@ def cs_targets(run: Run) -> None:
 
     One ``account_inputs`` statement per quarter end for every CSM's book together, then
     each book's NRR from its own accounts' rows."""
-    from usage.metrics import Thresholds, account_inputs
+    from usage.metrics import Thresholds, retention_inputs
 
     periods = [
         (assignment, start, end)
@@ -901,6 +913,10 @@ def cs_targets(run: Run) -> None:
         for start, end in quota_periods(assignment, run.as_of)
         if end <= run.as_of  # paid when the quota period closes
     ]
+    for assignment, start, end in periods:
+        if run.settled_period(end):
+            run.settled.append(f"cs:{assignment.pk}:{start}")
+    periods = [p for p in periods if not run.settled_period(p[2])]
     csm_accounts = [account_id for (account_id, role) in run.owners.periods if role == OwnerRole.CSM]
     books: dict[dt.date, dict[int, list[int]]] = {}
     inputs: dict[dt.date, dict] = {}
@@ -912,7 +928,7 @@ def cs_targets(run: Run) -> None:
                 by_person[person].append(account_id)
         books[end] = by_person
         members = [a for accounts in by_person.values() for a in accounts]
-        inputs[end] = account_inputs(as_of=end, accounts=members, rollup=False, thresholds=Thresholds())
+        inputs[end] = retention_inputs(as_of=end, accounts=members, thresholds=Thresholds())
     for assignment, start, end in periods:
         _cs_period(run, assignment, start, end, books[end].get(assignment.person_id, []), inputs[end])
 
@@ -1164,7 +1180,10 @@ def _differences(computed: Run, run_row: CompRun) -> list[LedgerLine]:
             kinds[(person_id, key)] = kind
     frozen = approved_periods(people)
     lines = []
+    settled = tuple(computed.settled)
     for pair in sorted(set(targets) | set(existing)):
+        if pair not in targets and settled and pair[1].startswith(settled):
+            continue  # a settled quota period: left as recorded
         target = targets.get(pair)
         delta = (target.amount if target else ZERO) - existing.get(pair, ZERO)
         if not delta:

@@ -897,3 +897,29 @@ def burn_at(points: Iterable[tuple[int, dt.date]], *, run_rate_days: int = 30) -
         (account_id, day): BurnPoint(_q(annualized(revenue, run_rate_days), CENT), committed)
         for account_id, day, revenue, committed in rows
     }
+
+
+RETENTION_SQL = """
+SELECT r.account_id,
+    SUM(r.revenue) FILTER (WHERE r.day > %(d)s - %(n)s) AS rev_n,
+    SUM(r.revenue) FILTER (WHERE r.day <= %(d)s - 365) AS rev_n_year_ago
+FROM usage_dailyrollup r
+WHERE r.account_id = ANY(%(accounts)s)
+  AND ((r.day > %(d)s - %(n)s AND r.day <= %(d)s) OR (r.day > %(d)s - 365 - %(n)s AND r.day <= %(d)s - 365))
+GROUP BY r.account_id
+"""
+
+
+def retention_inputs(*, as_of: dt.date, accounts: Iterable[int], thresholds: Thresholds) -> dict[int, Inputs]:
+    """Only the two windows NRR needs (trailing N days now and a year ago), own rows, for
+    many accounts: ``portfolio(...).nrr`` over these equals it over ``account_inputs``."""
+    ids = sorted(set(accounts))
+    result = {account_id: Inputs(account_id=account_id, as_of=as_of) for account_id in ids}
+    if not ids:
+        return result
+    with connection.cursor() as cursor:
+        cursor.execute(RETENTION_SQL, {"d": as_of, "n": thresholds.run_rate_days, "accounts": ids})
+        for account_id, rev_n, year_ago in cursor.fetchall():
+            result[account_id].rev_n = rev_n or ZERO
+            result[account_id].rev_n_year_ago = year_ago or ZERO
+    return result

@@ -16,6 +16,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, transaction
+from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -521,6 +522,19 @@ def test_true_up_after_late_usage_changes_a_closed_month(expand_book, acme):
         "1825.00",
         "2190.00",
     )
+
+
+def test_a_quota_period_settled_long_ago_is_neither_recomputed_nor_reversed(expand_book, acme):
+    key = f"expand:{expand_book.pk}:2026-01-01"
+    assert run(JAN) == [(LineKind.COMMISSION, JAN, Decimal("1825.00"), key)]
+    for month in range(2, 6):
+        run(D(2026, month, 1))
+    # May's run: January closed on Jan 31, more than 92 days before May 31, so it is
+    # settled. Late January usage now changes nothing, and its $1,825.00 stays.
+    late = make_meter("late-meter")
+    DailyRollup.objects.create(account=acme, meter=late, day=D(2026, 1, 20), quantity=1, revenue="310", event_count=1)
+    assert run(D(2026, 6, 1)) == []
+    assert LedgerLine.objects.filter(key=key).aggregate(total=Sum("amount"))["total"] == Decimal("1825.00")
 
 
 def test_approval_freeze_moves_a_change_to_the_next_open_month(expand_book, acme, eve):

@@ -17,12 +17,15 @@ from usage.metrics import (
     Inputs,
     Portfolio,
     Thresholds,
+    account_inputs,
     account_metrics,
     band_for,
     derive,
     detect_decline,
     gates,
+    portfolio,
     portfolio_metrics,
+    retention_inputs,
 )
 from usage.models import DailyRollup, FirstSeen, FirstSeenKind, Meter, MeterTier
 
@@ -689,3 +692,24 @@ def test_credits_run_out_follows_the_buyers_own_burn_not_its_subtree(acme, meter
     m = account_metrics(as_of=D(2026, 6, 30), accounts=[acme.pk])[acme.pk]
     assert m.credit_balance == Decimal("9700.00")
     assert m.credits_run_out_on == D(2026, 6, 30) + dt.timedelta(days=970)
+
+
+def test_retention_inputs_give_the_same_nrr_as_the_full_inputs(acme, meter):
+    # Acme: $100/day a year ago, $150/day now; Globex: $0 a year ago (not counted), $70 now.
+    globex = Account.objects.create(external_id="globex", name="Globex", segment=Segment.SMB)
+    for k in range(30):
+        on(acme, meter, D(2025, 6, 1) + dt.timedelta(days=k), "100")
+        on(acme, meter, D(2026, 6, 1) + dt.timedelta(days=k), "150")
+        on(globex, meter, D(2026, 6, 1) + dt.timedelta(days=k), "70")
+    t = Thresholds()
+    as_of = D(2026, 6, 30)
+    full = portfolio(
+        account_inputs(as_of=as_of, accounts=[acme.pk, globex.pk], rollup=False, thresholds=t).values(),
+        as_of=as_of,
+        t=t,
+    )
+    light = portfolio(
+        retention_inputs(as_of=as_of, accounts=[acme.pk, globex.pk], thresholds=t).values(), as_of=as_of, t=t
+    )
+    # 4,500 now ÷ 3,000 a year ago = 1.5000.
+    assert full.nrr == light.nrr == Decimal("1.5000")
