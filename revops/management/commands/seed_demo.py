@@ -88,19 +88,27 @@ class Command(BaseCommand):
 
 
 DEMO_PLANS = Path(__file__).resolve().parents[3] / "docs" / "examples" / "plans.yaml"
-COMP_MONTHS = 4
+COMP_MONTHS = 12
 
 
 def seed_comp(as_of: dt.date) -> list[dt.date]:
     """The example plans (docs/examples/plans.yaml) and comp runs for the last months up to
     the current one, oldest first, so statements have lines, holds and true-ups to show."""
     from comp.engine import run_comp
+    from comp.models import PlanVersion
     from comp.periods import add_months
     from comp.plans import plans_import
 
     plans_import(data=DEMO_PLANS.read_bytes(), filename=DEMO_PLANS.name)
     current = as_of.replace(day=1)
-    months = [add_months(current, -k) for k in range(COMP_MONTHS - 1, -1, -1)]
+    # Every month since the plans start (at most a year back), each run in its own month,
+    # as the monthly job would have done.
+    first = PlanVersion.objects.order_by("effective_from").values_list("effective_from", flat=True).first()
+    start = max(first.replace(day=1) if first else current, add_months(current, -COMP_MONTHS))
+    months = []
+    while start <= current:
+        months.append(start)
+        start = add_months(start, 1)
     for month in months:
         run_comp(period=month, through=as_of - dt.timedelta(days=1))
     return months
