@@ -600,10 +600,33 @@ WITH cur AS (
 prev AS (
     SELECT account_id, day + %(length)s AS day, SUM(revenue) AS revenue FROM usage_dailyrollup
     WHERE day BETWEEN %(start)s - %(length)s AND %(end)s - %(length)s GROUP BY account_id, day
+),
+delta AS (
+    SELECT COALESCE(cur.account_id, prev.account_id) AS account_id, COALESCE(cur.day, prev.day) AS day,
+           COALESCE(cur.revenue, 0) - COALESCE(prev.revenue, 0) AS delta
+    FROM cur FULL OUTER JOIN prev ON prev.account_id = cur.account_id AND prev.day = cur.day
+),
+landed AS (
+    SELECT account_id, MIN(signed_on) AS landed_on FROM accounts_contract WHERE signed_on <= %(end)s GROUP BY account_id
+),
+owners AS (
+    SELECT account_id, role, person_id, start_on, COALESCE(end_on, 'infinity'::date) AS end_on
+    FROM accounts_ownership WHERE role IN ('land_ae', 'expand_ae', 'csm')
 )
-SELECT COALESCE(cur.account_id, prev.account_id), COALESCE(cur.day, prev.day),
-       COALESCE(cur.revenue, 0) - COALESCE(prev.revenue, 0)
-FROM cur FULL OUTER JOIN prev ON prev.account_id = cur.account_id AND prev.day = cur.day
+SELECT
+    CASE WHEN l.landed_on IS NOT NULL AND d.day < l.landed_on + %(split_days)s THEN land.person_id
+         ELSE COALESCE(exp.person_id, csm.person_id) END AS person_id,
+    d.account_id,
+    SUM(d.delta)
+FROM delta d
+LEFT JOIN landed l ON l.account_id = d.account_id
+LEFT JOIN owners land ON land.account_id = d.account_id AND land.role = 'land_ae'
+    AND d.day BETWEEN land.start_on AND land.end_on
+LEFT JOIN owners exp ON exp.account_id = d.account_id AND exp.role = 'expand_ae'
+    AND d.day BETWEEN exp.start_on AND exp.end_on
+LEFT JOIN owners csm ON csm.account_id = d.account_id AND csm.role = 'csm'
+    AND d.day BETWEEN csm.start_on AND csm.end_on
+GROUP BY 1, 2
 """
 
 
@@ -612,24 +635,15 @@ def expansion_by_beneficiary(
 ) -> dict[int, dict[int, Decimal]]:
     """person id → account id → Σ (revenue on a day − revenue L days before) over the
     window of L days, credited to whoever the split gives that day: the land AE in the
-    first ``split_months`` after land, then the expand AE/AM, or the CSM without one."""
-    land_on: dict[int, dt.date] = {}
-    for contract in run.contracts:
-        if contract.account_id not in land_on or contract.signed_on < land_on[contract.account_id]:
-            land_on[contract.account_id] = contract.signed_on
+    first ``split_months`` after land, then the expand AE/AM, or the CSM without one.
+    Attribution happens in SQL (one row per person and account comes back)."""
     length = (end - start).days + 1
+    params = {"start": start, "end": end, "length": length, "split_days": round(split_months * 365 / 12)}
     with connection.cursor() as cursor:
-        cursor.execute(EXPAND_CREDIT_SQL, {"start": start, "end": end, "length": length})
+        cursor.execute(EXPAND_CREDIT_SQL, params)
         rows = cursor.fetchall()
     credit: dict[int, dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for account_id, day, delta in rows:
-        landed = land_on.get(account_id)
-        if landed is not None and day < landed + dt.timedelta(days=round(split_months * 365 / 12)):
-            person = run.owners.on(account_id, OwnerRole.LAND_AE, day)
-        else:
-            person = run.owners.on(account_id, OwnerRole.EXPAND_AE, day) or run.owners.on(
-                account_id, OwnerRole.CSM, day
-            )
+    for person, account_id, delta in rows:
         if person is not None:
             credit[person][account_id] += delta
     return credit
