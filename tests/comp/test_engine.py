@@ -807,7 +807,10 @@ def test_property_ledger_adds_up_reruns_add_nothing_no_float(avery, eve, meter, 
             held: dict[tuple[int, str], Decimal] = {}
             for person_id, key, amount in LedgerLine.objects.values_list("person_id", "key", "amount"):
                 held[(person_id, key)] = held.get((person_id, key), Decimal(0)) + amount
+            settled = tuple(computed.settled)  # quota periods closed long ago keep what was recorded
             for pair in set(wanted) | set(held):
+                if pair not in wanted and settled and pair[1].startswith(settled):
+                    continue
                 assert held.get(pair, Decimal(0)) == wanted.get(pair, Decimal(0)), pair
 
         lines = list(LedgerLine.objects.all())
