@@ -617,6 +617,7 @@ SELECT
     CASE WHEN l.landed_on IS NOT NULL AND d.day < l.landed_on + %(split_days)s THEN land.person_id
          ELSE COALESCE(exp.person_id, csm.person_id) END AS person_id,
     d.account_id,
+    d.day,
     SUM(d.delta)
 FROM delta d
 LEFT JOIN landed l ON l.account_id = d.account_id
@@ -626,27 +627,45 @@ LEFT JOIN owners exp ON exp.account_id = d.account_id AND exp.role = 'expand_ae'
     AND d.day BETWEEN exp.start_on AND exp.end_on
 LEFT JOIN owners csm ON csm.account_id = d.account_id AND csm.role = 'csm'
     AND d.day BETWEEN csm.start_on AND csm.end_on
-GROUP BY 1, 2
+-- Per person and day (to sum any part of the window) and per person and account (to say
+-- which accounts moved): a few thousand rows whatever the number of account-days.
+GROUP BY GROUPING SETS ((1, 3), (1, 2))
 """
 
 
-def expansion_by_beneficiary(
-    run: Run, start: dt.date, end: dt.date, split_months: int
-) -> dict[int, dict[int, Decimal]]:
-    """person id → account id → Σ (revenue on a day − revenue L days before) over the
-    window of L days, credited to whoever the split gives that day: the land AE in the
-    first ``split_months`` after land, then the expand AE/AM, or the CSM without one.
-    Attribution happens in SQL (one row per person and account comes back)."""
+@dataclass
+class Expansion:
+    """One window's expansion credit: per person, by day and by account."""
+
+    length: int
+    by_day: dict[int, dict[dt.date, Decimal]]
+    by_account: dict[int, dict[int, Decimal]]
+
+    def credited(self, person_id: int, first: dt.date, last: dt.date) -> Decimal:
+        """Net-new ARR for the person's days in [first, last], annualized over the window."""
+        days = self.by_day.get(person_id, {})
+        return sum((delta for day, delta in days.items() if first <= day <= last), ZERO) * 365 / self.length
+
+
+def expansion_by_beneficiary(run: Run, start: dt.date, end: dt.date, split_months: int) -> Expansion:
+    """Σ (revenue on a day − revenue L days before) over the window of L days, credited to
+    whoever the split gives that day: the land AE in the first ``split_months`` after
+    land, then the expand AE/AM, or the CSM without one. Attribution happens in SQL."""
     length = (end - start).days + 1
     params = {"start": start, "end": end, "length": length, "split_days": round(split_months * 365 / 12)}
     with connection.cursor() as cursor:
         cursor.execute(EXPAND_CREDIT_SQL, params)
         rows = cursor.fetchall()
-    credit: dict[int, dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for person, account_id, delta in rows:
-        if person is not None:
-            credit[person][account_id] += delta
-    return credit
+    by_day: dict[int, dict[dt.date, Decimal]] = defaultdict(dict)
+    by_account: dict[int, dict[int, Decimal]] = defaultdict(dict)
+    for person, account_id, day, delta in rows:
+        if person is None:
+            continue
+        if day is not None:
+            by_day[person][day] = delta
+        else:
+            by_account[person][account_id] = delta
+    return Expansion(length, by_day, by_account)
 
 
 def quota_periods(assignment: Assignment, as_of: dt.date) -> list[tuple[dt.date, dt.date]]:
@@ -675,17 +694,21 @@ def expand_targets(run: Run) -> None:
 
 
 def _expand_period(run: Run, assignment: Assignment, quota_start: dt.date, end: dt.date, windows: dict) -> None:
+    """One quota period of an expand assignment. The window is the quota period to date,
+    shared by everyone; a person credits only the days their assignment covers."""
+    window_end = min(end, run.as_of)
     start = max(quota_start, assignment.start_on)
-    window_end = min(end, run.as_of, assignment.end_on or run.as_of)
-    version = run.version(assignment, window_end)
-    if version is None or window_end < start:
+    last = min(window_end, assignment.end_on or window_end)
+    version = run.version(assignment, last)
+    if version is None or last < start:
         return
     split = int(version.parameters.get("credit_split_months", 12))
-    if (start, window_end, split) not in windows:
-        windows[(start, window_end, split)] = expansion_by_beneficiary(run, start, window_end, split)
-    by_account = windows[(start, window_end, split)].get(assignment.person_id, {})
-    length = (window_end - start).days + 1
-    credited = sum(by_account.values(), ZERO) * 365 / length
+    if (quota_start, window_end, split) not in windows:
+        windows[(quota_start, window_end, split)] = expansion_by_beneficiary(run, quota_start, window_end, split)
+    expansion = windows[(quota_start, window_end, split)]
+    by_account = expansion.by_account.get(assignment.person_id, {})
+    length = expansion.length
+    credited = expansion.credited(assignment.person_id, start, last)
     rate = _d(version.parameters["rate"])
     share = ramp_share(assignment, run.started_on.get(assignment.person_id), start)
     quota = assignment.quota * share
@@ -696,7 +719,8 @@ def _expand_period(run: Run, assignment: Assignment, quota_start: dt.date, end: 
     # The quarter's own month: the quarter-to-date amount is recomputed monthly, its home stays put.
     home = month_start(end)
     inputs = {
-        "window": f"{start} – {window_end}",
+        "window": f"{quota_start} – {window_end}",
+        "credited_days": f"{start} – {last}",
         "days": length,
         "net_new_arr": str(cents(credited)),
         "accounts": len(by_account),

@@ -869,7 +869,8 @@ def test_property_expansion_split_adds_back_to_the_total(avery, eve, acme, meter
                 event_count=1,
             )
         credit = expansion_by_beneficiary(engine.Run(JAN), JAN, D(2026, 1, 31), split)
-        shares = [credit.get(p.pk, {}).get(acme.pk, Decimal(0)) for p in (avery, eve)]
-        assert sum(shares) == sum(now) - sum(before)
+        shares = [credit.by_account.get(p.pk, {}).get(acme.pk, Decimal(0)) for p in (avery, eve)]
+        by_day = [sum(credit.by_day.get(p.pk, {}).values(), Decimal(0)) for p in (avery, eve)]
+        assert sum(shares) == sum(now) - sum(before) == sum(by_day)
         assert all(isinstance(s, Decimal) for s in shares)
         transaction.set_rollback(True)
