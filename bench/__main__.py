@@ -18,8 +18,8 @@ import time
 from bench import common
 
 # bulk_import leaves the 10M-event database that rollup_fold reuses; api_ingest runs on it after.
-# metrics_refresh generates its own database (revops_bench_metrics).
-BENCHES = ("bulk_import", "rollup_fold", "api_ingest", "seed_demo", "metrics_refresh")
+# metrics_refresh and comp_run generate their own databases (revops_bench_metrics, revops_bench_comp).
+BENCHES = ("bulk_import", "rollup_fold", "api_ingest", "seed_demo", "metrics_refresh", "comp_run")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
         "--reuse-metrics",
         action="store_true",
         help="metrics_refresh: keep revops_bench_metrics when it already holds the generated data.",
+    )
+    parser.add_argument(
+        "--reuse-comp",
+        action="store_true",
+        help="comp_run: keep revops_bench_comp when it already holds the generated data.",
     )
     args = parser.parse_args(argv)
 
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "api_ingest": ["--duration", str(args.duration)] if args.duration else [],
         "seed_demo": [],
         "metrics_refresh": ["--reuse"] if args.reuse_metrics else [],
+        "comp_run": ["--reuse"] if args.reuse_comp else [],
     }
 
     rows: list[common.Row] = []

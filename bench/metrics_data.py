@@ -3,7 +3,8 @@
     python -m bench.metrics_data [--accounts 5000] [--months 18] [--as-of 2026-11-20] [--reuse]
 
 ``generate()`` fills an empty, migrated database: 38 people (20 AEs, 10 CSMs, 3 leaders,
-2 finance, 2 product, 1 admin; teams Sales and Customer Success), 6 flat-priced meters,
+2 finance, 2 product, 1 admin; teams Sales and Customer Success; ``people=200`` gives 120
+AEs, 60 CSMs and 20 others, see ``people_counts``), 6 flat-priced meters,
 5,000 accounts ``BENCH-00001…`` (10 % enterprise, 30 % mid-market, 60 % SMB; 8 % of them
 divisions under ~150 parents, up to three levels), 1–2 contracts each (commit, hybrid,
 credits, minimum; renewals amend the contract they follow), effective-dated owners (land
@@ -85,7 +86,28 @@ ARR_RANGE = {
 }
 NOISE_SIGMA = {"enterprise": 0.07, "mid-market": 0.11, "smb": 0.16}
 PEOPLE_COUNTS = (("ae", 20), ("csm", 10), ("leader", 3), ("finance", 2), ("product", 2), ("admin", 1))
+DEFAULT_PEOPLE = sum(n for _, n in PEOPLE_COUNTS)  # 38
 ACTIVITY_TAGS = ("pricing", "expansion", "adoption", "risk", "renewal", "champion-left", "new-workload", "budget")
+
+
+def people_counts(people: int = DEFAULT_PEOPLE) -> tuple[tuple[str, int], ...]:
+    """Head count by role: the 38 above, or for another total 60 % AEs, 30 % CSMs and the
+    rest leaders, finance, product and admins (200: 120, 60, 8, 5, 5, 2)."""
+    if people == DEFAULT_PEOPLE:
+        return PEOPLE_COUNTS
+    if people < 12:
+        raise ValueError("people must be at least 12")
+    ae, csm = round(0.6 * people), round(0.3 * people)
+    rest = people - ae - csm
+    admin, finance, product = max(1, rest // 10), max(1, rest // 4), max(1, rest // 4)
+    return (
+        ("ae", ae),
+        ("csm", csm),
+        ("leader", rest - admin - finance - product),
+        ("finance", finance),
+        ("product", product),
+        ("admin", admin),
+    )
 
 
 @dataclass(frozen=True)
@@ -240,14 +262,20 @@ def _term_years(rng: random.Random, segment: str) -> int:
 
 
 def plan_company(
-    *, accounts: int = 5000, months: int = 18, meters: int = 6, as_of: dt.date, seed: int = 7
+    *,
+    accounts: int = 5000,
+    months: int = 18,
+    meters: int = 6,
+    as_of: dt.date,
+    seed: int = 7,
+    people: int = DEFAULT_PEOPLE,
 ) -> CompanyPlan:
     if not 1 <= meters <= len(METERS):
         raise ValueError(f"meters must be between 1 and {len(METERS)}")
     window_start = add_months(as_of, -months)
-    people = _plan_people(as_of)
+    staff = _plan_people(as_of, people_counts(people))
     specs = METERS[:meters]
-    plan = CompanyPlan(as_of, window_start, seed, people, [], [], specs)
+    plan = CompanyPlan(as_of, window_start, seed, staff, [], [], specs)
     _plan_accounts(plan, random.Random(f"{seed}:accounts"), accounts)
     _plan_hierarchy(plan, random.Random(f"{seed}:hierarchy"))
     life = random.Random(f"{seed}:lifecycle")
@@ -258,14 +286,16 @@ def plan_company(
     return plan
 
 
-def _plan_people(as_of: dt.date) -> list[PersonPlan]:
+def _plan_people(as_of: dt.date, counts: tuple[tuple[str, int], ...] = PEOPLE_COUNTS) -> list[PersonPlan]:
     rng = random.Random("people")
     people = []
-    for role, count in PEOPLE_COUNTS:
+    for role, count in counts:
+        # The last AEs and CSMs are recent hires (ramp quota relief): of 20 AEs and 10 CSMs,
+        # AEs 19–20 and CSM 10 (of 120 and 60: 8 and 4); the rest long-tenured.
+        new_hires = {"ae": max(2, count // 15), "csm": max(1, count // 15)}.get(role, 0)
         for i in range(1, count + 1):
             team = {"ae": "Sales", "csm": "Customer Success"}.get(role)
-            # Two AEs and one CSM are recent hires (ramp quota relief); the rest long-tenured.
-            recent = (role == "ae" and i in (19, 20)) or (role == "csm" and i == 10)
+            recent = i > count - new_hires
             started = as_of - dt.timedelta(days=rng.randint(60, 200) if recent else rng.randint(500, 2000))
             label = {"ae": "AE", "csm": "CSM"}.get(role, role.capitalize())
             people.append(
@@ -484,13 +514,14 @@ def _plan_account_life(plan: CompanyPlan, rng: random.Random, a: AccountPlan) ->
 def _plan_owners(plan: CompanyPlan, rng: random.Random) -> None:
     """Land AE from signature, CSM from the first start, expand AE for about half; a few hand-overs.
 
-    AEs 01–14 land, 15–20 expand; books are mildly skewed (AE 01 has the biggest, about
-    twice the smallest). Periods of one account and role never overlap: a hand-over ends
+    AEs 01–14 land, 15–20 expand (of another head count: the first 70 % land); books are
+    mildly skewed (AE 01 has the biggest, about twice the smallest). Periods of one account and role never overlap: a hand-over ends
     the old one the day before.
     """
     aes = [p for p in plan.people if p.role == "ae"]
     csms = [p for p in plan.people if p.role == "csm"]
-    land_aes, expand_aes = aes[:14], aes[14:]
+    n_land = round(0.7 * len(aes))  # 14 of 20
+    land_aes, expand_aes = aes[:n_land], aes[n_land:]
     land_w = [1 / (i + 1) ** 0.3 for i in range(len(land_aes))]
     expand_w = [1 / (i + 1) ** 0.3 for i in range(len(expand_aes))]
     csm_w = [1 / (i + 1) ** 0.3 for i in range(len(csms))]
@@ -581,8 +612,13 @@ def generate(
     as_of: dt.date,
     seed: int = 7,
     progress: bool = True,
+    people: int = DEFAULT_PEOPLE,
 ) -> GenerateResult:
-    """Fill the current (empty, migrated) database; Django must be set up."""
+    """Fill the current (empty, migrated) database; Django must be set up.
+
+    ``people``: head count (default 38, see ``people_counts``); the same seed and anchor
+    give the same accounts, contracts and usage whatever the head count, not the same owners.
+    """
     from django.db import connection
 
     def say(text: str) -> None:
@@ -590,7 +626,7 @@ def generate(
             print(f"  {text}", flush=True)
 
     started = time.perf_counter()
-    plan = plan_company(accounts=accounts, months=months, meters=meters, as_of=as_of, seed=seed)
+    plan = plan_company(accounts=accounts, months=months, meters=meters, as_of=as_of, seed=seed, people=people)
     say(
         f"plan: {len(plan.accounts):,} accounts, {plan.rollup_rows:,} rollup rows expected "
         f"({plan.window_start} … {as_of - dt.timedelta(days=1)}), {time.perf_counter() - started:.1f} s"
@@ -906,8 +942,10 @@ FROM accounts_contract c JOIN accounts_account a ON a.id = c.account_id
 """
 
 
-def expected_counts(*, accounts: int, months: int, meters: int, as_of: dt.date, seed: int) -> dict[str, object]:
-    plan = plan_company(accounts=accounts, months=months, meters=meters, as_of=as_of, seed=seed)
+def expected_counts(
+    *, accounts: int, months: int, meters: int, as_of: dt.date, seed: int, people: int = DEFAULT_PEOPLE
+) -> dict[str, object]:
+    plan = plan_company(accounts=accounts, months=months, meters=meters, as_of=as_of, seed=seed, people=people)
     epoch = dt.date(2000, 1, 1)
     owners = [
         int(a.external_id[len(ACCOUNT_PREFIX) :])
@@ -958,17 +996,21 @@ def existing_matches(expected: dict[str, object]) -> tuple[bool, str]:
     return ok, text
 
 
-def prepare_database(args: argparse.Namespace) -> tuple[str, GenerateResult | None]:
-    """Create, migrate and fill ``revops_bench_metrics`` (or reuse it with ``--reuse``)."""
+def prepare_database(args: argparse.Namespace, *, suffix: str = DATABASE_SUFFIX) -> tuple[str, GenerateResult | None]:
+    """Create, migrate and fill ``revops_bench_metrics`` (or reuse it with ``--reuse``).
+
+    ``suffix`` names another database (``_comp``); ``args.people``, when present, the head count.
+    """
     from bench import common
 
-    url = common.database_url(DATABASE_SUFFIX)
+    url = common.database_url(suffix)
+    people = getattr(args, "people", DEFAULT_PEOPLE)
     common.heading(
         f"data: {args.accounts:,} accounts, {args.months} months to {args.as_of} ({common.database_name(url)})"
     )
     common.note(common.machine_line())
     expected = expected_counts(
-        accounts=args.accounts, months=args.months, meters=args.meters, as_of=args.as_of, seed=args.seed
+        accounts=args.accounts, months=args.months, meters=args.meters, as_of=args.as_of, seed=args.seed, people=people
     )
     if args.reuse:
         common.create_database(url)
@@ -987,7 +1029,9 @@ def prepare_database(args: argparse.Namespace) -> tuple[str, GenerateResult | No
     else:
         common.create_database(url, drop_first=True)
         common.setup(url)
-    result = generate(accounts=args.accounts, months=args.months, meters=args.meters, as_of=args.as_of, seed=args.seed)
+    result = generate(
+        accounts=args.accounts, months=args.months, meters=args.meters, as_of=args.as_of, seed=args.seed, people=people
+    )
     common.note(
         f"generated in {result.total_s:.0f} s: {result.rollups:,} DailyRollup rows "
         f"(reference data {result.reference_s:.0f} s, rollups {result.rollups_s:.0f} s, "
