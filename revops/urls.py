@@ -14,6 +14,7 @@ urlpatterns = [
     path("comp/statements/", include("comp.statement_urls")),
     path("comp/", include("comp.urls")),
     path("usage/", include("usage.panel_urls")),
+    path("planning/", include("forecasting.planning_urls")),
     path("health", views.health_view, name="health"),
     path("favicon.ico", views.favicon),
     path("auth/", include("allauth.urls")),

@@ -144,10 +144,21 @@ def test_each_role_lands_on_its_home_page(logged_in_page, make_user, team, with_
     expected = {
         Role.AE: ["Home", "Book", "Statements", "People"],
         Role.CSM: ["Home", "Alerts", "Book", "Statements", "People"],
-        Role.LEADER: ["Home", "Alerts", "Book", "Metrics", "Statements", "Comp", "People"],
-        Role.FINANCE: ["Home", "Metrics", "Statements", "Comp", "People", "Data"],
+        Role.LEADER: ["Home", "Alerts", "Book", "Metrics", "Statements", "Comp", "Planning", "People"],
+        Role.FINANCE: ["Home", "Metrics", "Statements", "Comp", "Planning", "People", "Data"],
         Role.PRODUCT: ["Home", "Metrics", "People"],
-        Role.ADMIN: ["Home", "Alerts", "Book", "Metrics", "Statements", "Comp", "People", "Data", "System"],
+        Role.ADMIN: [
+            "Home",
+            "Alerts",
+            "Book",
+            "Metrics",
+            "Statements",
+            "Comp",
+            "Planning",
+            "People",
+            "Data",
+            "System",
+        ],
     }
     expect(nav).to_have_text(expected[role])
     screenshot(page, f"home-{role}")

@@ -1,0 +1,160 @@
+"""Planning pages for finance and leaders: cohort ramps, the deal desk estimate, the
+realization waterfall with the stacked target (DOMAIN.md "Forecasting").
+
+Each view checks the role, validates its query parameters with a form, calls the
+selectors in ``cohorts`` / ``waterfall`` and the pure functions over them, and renders.
+Everything is a GET: these pages read, they never write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts.models import Segment
+from forecasting import cohorts as cohort_analysis
+from forecasting import planning_charts
+from forecasting import waterfall as realization
+from forecasting.dealdesk import MIN_SIMILAR, deal_desk_estimate
+from revops.models import Role
+from usage.models import DailyRollup
+
+PLANNING_ROLES = frozenset({Role.FINANCE, Role.LEADER, Role.ADMIN})
+DEFAULT_GROWTH_PERCENT = Decimal(20)
+
+
+def _require_planner(request: HttpRequest) -> None:
+    if request.user.role not in PLANNING_ROLES:
+        raise PermissionDenied
+
+
+def _as_of() -> dt.date:
+    """The latest day with usage (the data's "today"); the calendar day when there is none."""
+    latest = DailyRollup.objects.aggregate(day=Max("day"))["day"]
+    return latest or timezone.now().astimezone(dt.UTC).date()
+
+
+@require_GET
+def cohorts(request: HttpRequest) -> HttpResponse:
+    _require_planner(request)
+    as_of = _as_of()
+    trajectories = cohort_analysis.land_trajectories(as_of=as_of)
+    ramps = cohort_analysis.segment_ramps(trajectories)
+    context = {
+        "as_of": as_of,
+        "ramps": ramps,
+        "cohorts": cohort_analysis.cohorts(trajectories),
+        "figure": planning_charts.cohort_figure(ramps),
+        "threshold": cohort_analysis.LEVEL_OFF_GROWTH,
+        "hold": cohort_analysis.LEVEL_OFF_HOLD,
+        "min_accounts": cohort_analysis.MIN_ACCOUNTS,
+        "max_months": cohort_analysis.MAX_MONTHS,
+    }
+    return render(request, "forecasting/planning_cohorts.html", context)
+
+
+class DealDeskForm(forms.Form):
+    segment = forms.ChoiceField(choices=Segment.choices)
+    industry = forms.CharField(
+        max_length=80,
+        required=False,
+        widget=forms.TextInput(attrs={"list": "industries"}),
+        help_text="Same industry is preferred when possible.",
+    )
+    committed_arr = forms.DecimalField(
+        label="Committed ARR", max_digits=16, decimal_places=2, min_value=Decimal("1000")
+    )
+    ae_estimate = forms.DecimalField(
+        label="AE's first-year estimate", max_digits=16, decimal_places=2, min_value=Decimal(0), required=False
+    )
+
+
+@require_GET
+def deal_desk(request: HttpRequest) -> HttpResponse:
+    _require_planner(request)
+    as_of = _as_of()
+    submitted = any(name in request.GET for name in DealDeskForm.base_fields)
+    form = DealDeskForm(request.GET if submitted else None)
+    trajectories = cohort_analysis.land_trajectories(as_of=as_of)
+    estimate = None
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        estimate = deal_desk_estimate(
+            trajectories, segment=data["segment"], industry=data["industry"], committed_arr=data["committed_arr"]
+        )
+    ae_estimate = form.cleaned_data.get("ae_estimate") if estimate else None
+    context = {
+        "as_of": as_of,
+        "form": form,
+        "estimate": estimate,
+        "ae_estimate": ae_estimate,
+        "ae_difference": ae_estimate - estimate.expected if ae_estimate is not None and estimate.expected else None,
+        "industries": sorted({t.industry for t in trajectories if t.industry}),
+        "min_similar": MIN_SIMILAR,
+    }
+    return render(request, "forecasting/planning_deal_desk.html", context)
+
+
+class WaterfallForm(forms.Form):
+    start = forms.DateField(required=False, help_text="YYYY-MM-DD; default a year before the end.")
+    end = forms.DateField(required=False, help_text="YYYY-MM-DD; default the latest day with usage.")
+    segment = forms.ChoiceField(choices=[("", "All segments"), *Segment.choices], required=False)
+    growth = forms.DecimalField(
+        label="Growth target %",
+        max_digits=7,
+        decimal_places=2,
+        min_value=Decimal(-100),
+        max_value=Decimal(1000),
+        required=False,
+        help_text="For the year-over-year target; default 20%.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end and start >= end:
+            self.add_error("start", "The start must be before the end.")
+        return data
+
+
+@require_GET
+def waterfall(request: HttpRequest) -> HttpResponse:
+    _require_planner(request)
+    form = WaterfallForm(request.GET)
+    context: dict = {"form": form}
+    if form.is_valid():
+        data = form.cleaned_data
+        end = data["end"] or _as_of()
+        start = data["start"] or end - dt.timedelta(days=365)
+        if start >= end:
+            form.add_error("start", "The start must be before the end.")
+            return render(request, "forecasting/planning_waterfall.html", context)
+        segment = data["segment"] or ""
+        growth_percent = DEFAULT_GROWTH_PERCENT if data["growth"] is None else data["growth"]
+        rows = realization.period_rows(start=start, end=end, segment=segment)
+        ramps = cohort_analysis.segment_ramps(cohort_analysis.land_trajectories(as_of=end, segment=segment))
+        result = realization.waterfall(rows, start=start, end=end)
+        context.update(
+            start=start,
+            end=end,
+            segment=segment,
+            growth_percent=growth_percent,
+            result=result,
+            stacked=realization.stacked_target(
+                rows,
+                end=end,
+                ramp_days={seg: ramp.ramp_days for seg, ramp in ramps.items()},
+                growth_target=growth_percent / 100,
+            ),
+            figure=planning_charts.waterfall_figure(result),
+            segment_label=planning_charts.SEGMENT_LABELS.get(segment, segment),
+        )
+    return render(request, "forecasting/planning_waterfall.html", context)
