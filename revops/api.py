@@ -47,3 +47,4 @@ def invalid(request: HttpRequest, exc: ValidationError):
 api.add_router("/", "usage.api.router")
 api.add_router("/", "usage.api_metrics.router")
 api.add_router("/", "comp.api.router")
+api.add_router("/", "forecasting.api.router")

@@ -29,6 +29,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=0, minute=30),
         "options": {"expires": 6 * 3600},
     },
+    # Revenue forecast snapshots as of yesterday, after the metrics refresh (fans out to shards).
+    "forecasting-run-nightly": {
+        "task": "forecasting.tasks.run_forecasts_nightly",
+        "schedule": crontab(hour=1, minute=30),
+        "options": {"expires": 6 * 3600},
+    },
     # CSM digests after the refresh, before the working day in most time zones.
     "usage-alert-digests": {
         "task": "usage.tasks.send_alert_digests",

@@ -128,3 +128,10 @@ def test_static_assets_are_vendored_not_from_a_cdn(client, ae):
 
     assert "/static/vendor/htmx-" in html
     assert "https://" not in html.split("<body")[0]
+
+
+def test_a_session_cookie_with_a_nul_byte_is_no_session(client):
+    # PostgreSQL refuses NUL in text: the lookup must treat it as "not logged in", not fail.
+    client.cookies["sessionid"] = "abcdefghij\x00klmnop"
+    response = client.get("/api/v1/metrics")
+    assert response.status_code == 401

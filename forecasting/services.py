@@ -1,0 +1,166 @@
+"""The nightly forecast job: every account's own daily revenue, forecast and kept as a snapshot.
+
+``run_forecasts`` reads each batch's daily revenue (the last 365 days up to ``as_of``,
+summed over meters, one SQL statement per batch), forecasts each account with
+``forecasting.engine`` and writes the snapshot. Accounts that already have a snapshot
+for ``as_of`` are skipped, so a re-run or an overlapping shard changes nothing. Shards
+split accounts by ``id % shards``; the engine is deterministic, so one run or N shards
+write the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models.functions import Mod
+from django.utils import timezone
+
+from accounts.models import Account
+from forecasting import engine
+from forecasting.models import AccountForecast, ForecastPoint, ForecastRun
+
+HISTORY_DAYS = 365
+HORIZON = 365
+DAILY_DAYS = 90  # points stored daily up to here, then as 7-day sums (see models)
+BATCH = 250
+
+DAILY_REVENUE_SQL = """
+    SELECT account_id, day, SUM(revenue)
+    FROM usage_dailyrollup
+    WHERE account_id = ANY(%s) AND day BETWEEN %s AND %s
+    GROUP BY account_id, day
+"""
+
+
+class ForecastError(Exception):
+    """A forecast request that cannot be met (bad shard, bad dates)."""
+
+
+def daily_revenue(account_ids: Sequence[int], *, first: dt.date, last: dt.date) -> dict[int, list[Decimal]]:
+    """Each account's own revenue per day from ``first`` to ``last`` inclusive (zeros filled)."""
+    days = (last - first).days + 1
+    series = {pk: [Decimal(0)] * days for pk in account_ids}
+    with connection.cursor() as cursor:
+        cursor.execute(DAILY_REVENUE_SQL, [list(account_ids), first, last])
+        for account_id, day, revenue in cursor.fetchall():
+            series[account_id][(day - first).days] = revenue
+    return series
+
+
+def history_for(account_ids: Sequence[int], *, as_of: dt.date) -> dict[int, list[Decimal]]:
+    return daily_revenue(account_ids, first=as_of - dt.timedelta(days=HISTORY_DAYS - 1), last=as_of)
+
+
+def shard_account_ids(*, shard: int | None, shards: int) -> list[int]:
+    if shards < 1 or (shard is not None and not 0 <= shard < shards):
+        raise ForecastError(f"shard must be in 0..{shards - 1} with shards ≥ 1 (got {shard} of {shards})")
+    accounts = Account.objects.order_by("pk")
+    if shard is not None:
+        accounts = accounts.annotate(bucket=Mod("pk", shards)).filter(bucket=shard)
+    return list(accounts.values_list("pk", flat=True))
+
+
+def _batches(items: list[int], size: int) -> Iterable[list[int]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def stored_points(forecast: engine.SeriesForecast, *, as_of: dt.date) -> list[tuple[dt.date, int, engine.Point]]:
+    """(day, days, point) rows: daily for the first DAILY_DAYS, then 7-day sums."""
+    rows = [(as_of + dt.timedelta(days=p.offset), 1, p) for p in forecast.points[:DAILY_DAYS]]
+    horizon = len(forecast.points)
+    for p in forecast.weekly(DAILY_DAYS + 1):
+        rows.append((as_of + dt.timedelta(days=p.offset), min(engine.SEASON, horizon - p.offset + 1), p))
+    return rows
+
+
+@dataclass
+class RunResult:
+    as_of: dt.date
+    accounts: int
+    skipped: int
+    seconds: float
+    methods: dict[str, int]
+
+
+def run_forecasts(*, as_of: dt.date, shard: int | None = None, shards: int = 1, batch: int = BATCH) -> RunResult:
+    """Forecast every account (or one shard) as of ``as_of`` and store the snapshots. Safe to run twice."""
+    started = time.monotonic()
+    ids = shard_account_ids(shard=shard, shards=shards)
+    run = ForecastRun.objects.create(as_of=as_of, shard=shard or 0, shards=shards, started_at=timezone.now())
+    done = skipped = 0
+    methods: dict[str, int] = {}
+    for chunk in _batches(ids, batch):
+        existing = set(
+            AccountForecast.objects.filter(as_of=as_of, account_id__in=chunk).values_list("account_id", flat=True)
+        )
+        todo = [pk for pk in chunk if pk not in existing]
+        skipped += len(existing)
+        if not todo:
+            continue
+        # Fit outside the transaction: a batch of fits takes seconds and holds no locks.
+        # Points are made per account at once, so each one's simulated paths (1.5 MB) are freed.
+        forecasts = {
+            pk: _prepare(engine.forecast_account_series(values, horizon=HORIZON), as_of=as_of)
+            for pk, values in history_for(todo, as_of=as_of).items()
+        }
+        written = _write(forecasts, as_of=as_of)
+        done += written
+        skipped += len(todo) - written
+        for pk in forecasts:
+            methods[forecasts[pk].method] = methods.get(forecasts[pk].method, 0) + 1
+    seconds = time.monotonic() - started
+    ForecastRun.objects.filter(pk=run.pk).update(
+        finished_at=timezone.now(), accounts=done, skipped=skipped, seconds=round(seconds, 3)
+    )
+    return RunResult(as_of=as_of, accounts=done, skipped=skipped, seconds=seconds, methods=methods)
+
+
+@dataclass
+class _Prepared:
+    method: str
+    history_days: int
+    components: dict
+    rows: list[tuple[dt.date, int, engine.Point]]
+
+
+def _prepare(forecast: engine.SeriesForecast, *, as_of: dt.date) -> _Prepared:
+    # A "none" forecast stores no points: its revenue is zero every day.
+    rows = [] if forecast.method == "none" else stored_points(forecast, as_of=as_of)
+    return _Prepared(forecast.method, forecast.history_days, forecast.components, rows)
+
+
+@transaction.atomic
+def _write(forecasts: dict[int, _Prepared], *, as_of: dt.date) -> int:
+    """Insert the snapshots not already there; returns how many were written."""
+    with connection.cursor() as cursor:
+        # Serialises writers of the same day, so the existence check below cannot race.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('forecasting.snapshot'), %s)", [as_of.toordinal()])
+    existing = set(
+        AccountForecast.objects.filter(as_of=as_of, account_id__in=list(forecasts)).values_list("account_id", flat=True)
+    )
+    new = [pk for pk in forecasts if pk not in existing]
+    headers = AccountForecast.objects.bulk_create(
+        AccountForecast(
+            account_id=pk,
+            as_of=as_of,
+            method=forecasts[pk].method,
+            history_days=forecasts[pk].history_days,
+            components=forecasts[pk].components,
+        )
+        for pk in new
+    )
+    ForecastPoint.objects.bulk_create(
+        (
+            ForecastPoint(forecast=header, day=day, days=days, value=p.value, lower=p.lower, upper=p.upper)
+            for header in headers
+            for day, days, p in forecasts[header.account_id].rows
+        ),
+        batch_size=5000,
+    )
+    return len(new)
