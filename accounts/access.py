@@ -48,16 +48,6 @@ def owned_account_ids(*, people, on: dt.date, roles: list[str] | None = None) ->
     return set(owned_accounts(people=people, on=on, roles=roles).values_list("pk", flat=True))
 
 
-def subtree_ids(accounts) -> set[int]:
-    """The accounts and every division below them (any depth)."""
-    found = set(accounts)
-    frontier = set(found)
-    while frontier:
-        frontier = set(Account.objects.filter(parent_id__in=frontier).values_list("id", flat=True)) - found
-        found |= frontier
-    return found
-
-
 def accounts_visible_to(user, *, on: dt.date) -> QuerySet[Account]:
     """Accounts ``user`` may see: everything for company-wide and product roles; otherwise
     those they or the people they manage own on ``on`` (and their divisions)."""

@@ -493,6 +493,39 @@ def _land_deal_targets(run: Run, deal: LandDeal) -> None:
                     )
 
 
+def record_attainment(
+    run: Run,
+    assignment: Assignment,
+    version: PlanVersion,
+    quota_period: tuple[dt.date, dt.date],
+    *,
+    credited: Decimal,
+    share: Decimal,
+    quota: Decimal,
+    tiers: list[dict],
+    inputs: dict,
+) -> None:
+    """The statement header's row: credit against the ramp-relieved quota and the tier reached."""
+    attainment = (credited / quota).quantize(Decimal("0.0001")) if quota else None
+    run.attainments.append(
+        Attainment(
+            person_id=assignment.person_id,
+            period=run.period,
+            assignment=assignment,
+            plan_version=version,
+            quota_period_start=quota_period[0],
+            quota_period_end=quota_period[1],
+            credited=cents(credited),
+            quota=assignment.quota,
+            ramp_share=share,
+            effective_quota=cents(quota),
+            attainment=attainment,
+            multiplier=tier_reached(attainment, tiers),
+            inputs=inputs,
+        )
+    )
+
+
 def land_credit_and_accelerators(run: Run, deals: list[LandDeal]) -> None:
     """Quota credit per quota period, attainment with ramp relief, marginal accelerators."""
     by_assignment: dict[int, list[tuple[dt.date, Decimal, LandDeal, str]]] = defaultdict(list)
@@ -567,26 +600,19 @@ def land_credit_and_accelerators(run: Run, deals: list[LandDeal]) -> None:
                         )
                     )
             if (start, end) == current:
-                attainment = (cumulative / quota).quantize(Decimal("0.0001")) if quota else None
-                run.attainments.append(
-                    Attainment(
-                        person_id=assignment.person_id,
-                        period=run.period,
-                        assignment=assignment,
-                        plan_version=version,
-                        quota_period_start=start,
-                        quota_period_end=end,
-                        credited=cents(cumulative),
-                        quota=assignment.quota,
-                        ramp_share=share,
-                        effective_quota=cents(quota),
-                        attainment=attainment,
-                        multiplier=tier_reached(attainment, tiers),
-                        inputs={
-                            "deals": [e[2].contract.external_id for e in credits],
-                            "basis": (version.parameters.get("quota_credit") or {}).get("basis", "committed_arr"),
-                        },
-                    )
+                record_attainment(
+                    run,
+                    assignment,
+                    version,
+                    (start, end),
+                    credited=cumulative,
+                    share=share,
+                    quota=quota,
+                    tiers=tiers,
+                    inputs={
+                        "deals": [e[2].contract.external_id for e in credits],
+                        "basis": (version.parameters.get("quota_credit") or {}).get("basis", "committed_arr"),
+                    },
                 )
 
 
@@ -764,23 +790,16 @@ def _expand_period(run: Run, assignment: Assignment, quota_start: dt.date, end: 
         )
     if not quota_start <= run.as_of <= end:
         return
-    attainment = (credited / quota).quantize(Decimal("0.0001")) if quota else None
-    run.attainments.append(
-        Attainment(
-            person_id=assignment.person_id,
-            period=run.period,
-            assignment=assignment,
-            plan_version=version,
-            quota_period_start=quota_start,
-            quota_period_end=end,
-            credited=cents(credited),
-            quota=assignment.quota,
-            ramp_share=share,
-            effective_quota=cents(quota),
-            attainment=attainment,
-            multiplier=tier_reached(attainment, tiers),
-            inputs={"basis": "net-new ARR from consumption"},
-        )
+    record_attainment(
+        run,
+        assignment,
+        version,
+        (quota_start, end),
+        credited=credited,
+        share=share,
+        quota=quota,
+        tiers=tiers,
+        inputs={"basis": "net-new ARR from consumption"},
     )
 
 

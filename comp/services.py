@@ -17,6 +17,7 @@ from django.utils import timezone
 from comp.models import Inquiry, InquiryMessage, LedgerLine, LineKind, Statement, StatementStatus
 from comp.periods import add_months, approved_periods, month_start, open_period
 from comp.selectors import statement_totals
+from revops.clock import today_utc
 from revops.errors import ApplicationError
 from revops.models import Role, User
 
@@ -30,10 +31,6 @@ MAX_ADJUSTMENT = Decimal("10000000")
 
 def is_finance(user) -> bool:
     return bool(user.is_authenticated and user.is_active and user.role in FINANCE_ROLES)
-
-
-def _today() -> dt.date:
-    return timezone.now().astimezone(dt.UTC).date()
 
 
 def _body(body: str) -> str:
@@ -51,7 +48,7 @@ def statement_approve(*, person: User, period: dt.date, approver: User) -> State
     if not is_finance(approver):
         raise ApplicationError("Only finance can approve statements.")
     period = month_start(period)
-    if period > add_months(_today(), 0):
+    if period > add_months(today_utc(), 0):
         raise ApplicationError(f"{period:%B %Y} has not started yet; approve a statement once its month is under way.")
     statement, _ = Statement.objects.select_for_update().get_or_create(person=person, period=period)
     if statement.status == StatementStatus.APPROVED:

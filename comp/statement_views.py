@@ -17,7 +17,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -25,13 +24,10 @@ from comp import selectors, services
 from comp.models import Inquiry, LedgerLine
 from comp.periods import add_months, month_start, parse_period
 from revops.access import people_in_scope, sees_company, teams_managed_by
+from revops.clock import today_utc
 from revops.errors import ApplicationError
 from revops.models import User
-from usage.metric_views import spreadsheet_safe
-
-
-def _today() -> dt.date:
-    return timezone.now().astimezone(dt.UTC).date()
+from revops.tabular import spreadsheet_safe
 
 
 def _period(value: str) -> dt.date:
@@ -75,9 +71,9 @@ def index(request: HttpRequest) -> HttpResponse:
     context: dict = {"mine": selectors.my_statements(person=user), "is_finance": services.is_finance(user)}
     if _sees_others(user):
         try:
-            period = parse_period(request.GET["period"]) if request.GET.get("period") else month_start(_today())
+            period = parse_period(request.GET["period"]) if request.GET.get("period") else month_start(today_utc())
         except ValueError:
-            period = month_start(_today())
+            period = month_start(today_utc())
         context.update(
             period=period,
             rows=selectors.statements_list(viewer=user, period=period),
@@ -324,7 +320,7 @@ def estimator(request: HttpRequest, person_id: int) -> HttpResponse:
     (a forecast of someone else's pay is not theirs to see)."""
     if person_id != request.user.pk:
         raise Http404("No such estimator.")
-    as_of = _today()
+    as_of = today_utc()
     estimates = gate_estimates(person=request.user, as_of=as_of)
     context = {"estimates": estimates, "as_of": as_of, "person": request.user}
     template = "comp/statement.html#estimator" if request.htmx else "comp/statement_estimator.html"

@@ -20,7 +20,8 @@ from accounts.access import account_for, accounts_visible_to
 from forecasting.accuracy import snapshot_accuracy
 from forecasting.models import AccountForecast, ForecastMethod
 from revops.api_auth import ApiError
-from usage.api_metrics import ISO_DAY, ReadKeyAuth, _money, _ratio, _today
+from revops.clock import today_utc
+from usage.api_metrics import ISO_DAY, ReadKeyAuth, _money, _ratio
 
 router = Router(tags=["forecasts"], auth=[ReadKeyAuth(), django_auth])
 
@@ -79,7 +80,7 @@ def account_forecast(
     day = _day(as_of)
     if as_of and day is None:
         raise HttpError(400, f"as_of must be a date as YYYY-MM-DD, not {as_of[:40]!r}.")
-    account = account_for(request.auth, external_id, on=_today())
+    account = account_for(request.auth, external_id, on=today_utc())
     forecasts = AccountForecast.objects.filter(account=account)
     forecast = (forecasts.filter(as_of=day) if day else forecasts.order_by("-as_of")).first()
     if forecast is None:
@@ -109,7 +110,7 @@ def forecast_accuracy(
     request: HttpRequest,
     horizon: int = Query(30, ge=1, le=90, description="Days ahead scored (1–90), e.g. 7, 30 or 90."),
 ):
-    visible = list(accounts_visible_to(request.auth, on=_today()).values_list("pk", flat=True))
+    visible = list(accounts_visible_to(request.auth, on=today_utc()).values_list("pk", flat=True))
     result = snapshot_accuracy(horizon=horizon, account_ids=visible)
     return {
         "horizon": horizon,

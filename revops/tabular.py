@@ -329,3 +329,22 @@ def find_cycles(parent_of: dict[str, str | None], starts: list[str]) -> dict[str
                 on_cycle[member] = [*cycle[i:], *cycle[:i], member]
         done.update(path)
     return {key: on_cycle[key] for key in starts if key in on_cycle}
+
+
+# --- Exports --------------------------------------------------------------------------
+
+
+def spreadsheet_safe(value) -> str:
+    """A cell a spreadsheet will not run: text starting with = + - @ (or tab/CR) gets a quote."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r" and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -18,7 +18,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from django.http import HttpRequest
-from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.security import django_auth
@@ -26,6 +25,7 @@ from ninja.security import django_auth
 from accounts.access import ALL_ACCOUNTS_ROLES, accounts_visible_to
 from accounts.models import Account, Segment
 from revops.api_auth import ApiError, ApiKeyAuth, require_scope
+from revops.clock import today_utc
 from usage import metrics
 from usage.access import alerts_visible_to
 from usage.models import (
@@ -181,10 +181,6 @@ class AlertPage(Schema):
 # --- Helpers ---------------------------------------------------------------------------
 
 
-def _today() -> dt.date:
-    return timezone.now().astimezone(dt.UTC).date()
-
-
 def _ratio(value) -> str | None:
     return None if value is None else str(Decimal(value).quantize(metrics.RATIO, rounding=ROUND_HALF_UP))
 
@@ -195,7 +191,7 @@ def _money(value) -> str | None:
 
 def _as_of(value: str | None) -> dt.date:
     """The requested day: YYYY-MM-DD, not in the future; default the newest snapshot day."""
-    today = _today()
+    today = today_utc()
     if not value:
         # Without any snapshot yet: the last complete day, as the nightly refresh would.
         return metrics_as_of() or today - dt.timedelta(days=1)
@@ -280,7 +276,7 @@ def account_metrics(
     day = _as_of(as_of)
     if "\x00" in external_id:  # PostgreSQL refuses NUL in text: no account can have one
         raise HttpError(404, "No such account.")
-    visible = accounts_visible_to(person, on=_today())
+    visible = accounts_visible_to(person, on=today_utc())
     snapshot = (
         AccountMetrics.objects.select_related("account")
         .filter(as_of=day, account__external_id=external_id, account__in=visible)
@@ -369,7 +365,7 @@ def portfolio_metrics(
         ids = list(Account.objects.filter(segment=segment).values_list("id", flat=True)) if segment else None
     else:
         scope = "my accounts"
-        visible = accounts_visible_to(person, on=_today())
+        visible = accounts_visible_to(person, on=today_utc())
         if segment:
             visible = visible.filter(segment=segment)
         ids = list(visible.values_list("id", flat=True))
@@ -407,7 +403,7 @@ def alerts(
     kind = _choice("kind", kind, list(AlertKind.values))
     size = _int("limit", limit, default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
     start = _int("offset", offset, default=0, low=0)
-    rows = alerts_visible_to(person, on=_today())
+    rows = alerts_visible_to(person, on=today_utc())
     if state == "active":
         rows = rows.filter(state__in=ACTIVE_ALERT_STATES)
     elif state:

@@ -15,14 +15,15 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import accounts_visible_to
 from accounts.models import Segment
 from revops.access import people_directory, people_in_scope, sees_company
+from revops.clock import today_utc
 from revops.errors import ApplicationError
 from revops.models import Role, User
+from revops.tabular import spreadsheet_safe
 from usage import selectors
 from usage.access import alert_for, alerts_visible_to, can_act_on_alert, can_change_alert_settings
 from usage.forms import AlertSettingsForm
@@ -31,10 +32,6 @@ from usage.services import alert_act
 
 # The most severe 50 first: a triage list, not a report (the rest are a page away).
 QUEUE_PAGE = 50
-
-
-def _today() -> dt.date:
-    return timezone.now().astimezone(dt.UTC).date()
 
 
 def _queue_filters(request: HttpRequest, params: QueryDict) -> selectors.QueueFilters:
@@ -52,7 +49,7 @@ def _queue_filters(request: HttpRequest, params: QueryDict) -> selectors.QueueFi
 
 
 def _queue_context(request: HttpRequest, filters: selectors.QueueFilters) -> dict:
-    today = _today()
+    today = today_utc()
     visible = alerts_visible_to(request.user, on=today)
     page = max(1, min(int(request.GET.get("page", "1")) if request.GET.get("page", "").isdigit() else 1, 1000))
     start = (page - 1) * QUEUE_PAGE
@@ -100,7 +97,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def alert_history(request: HttpRequest, alert_id: int) -> HttpResponse:
-    alert = alert_for(request.user, alert_id, on=_today())
+    alert = alert_for(request.user, alert_id, on=today_utc())
     events = alert.events.select_related("actor")
     return render(request, "usage/alerts.html#alert-history", {"alert": alert, "events": events})
 
@@ -109,14 +106,14 @@ def alert_history(request: HttpRequest, alert_id: int) -> HttpResponse:
 def alert_forms(request: HttpRequest, alert_id: int) -> HttpResponse:
     """The snooze / resolve / assign forms of one alert, loaded when its "More…" opens
     (a page of 200 alerts would otherwise carry 600 forms). Without htmx: a page of its own."""
-    alert = alert_for(request.user, alert_id, on=_today())
+    alert = alert_for(request.user, alert_id, on=today_utc())
     if not can_act_on_alert(request.user, alert):
         raise PermissionDenied
     context = {
         "alert": alert,
         "filters": _queue_filters(request, request.GET),
         "assignees": people_directory(request.user).filter(role=Role.CSM).order_by("name"),
-        "today": _today(),
+        "today": today_utc(),
     }
     template = "usage/alerts.html#alert-forms" if request.htmx else "usage/alert_forms.html"
     return render(request, template, context)
@@ -141,7 +138,7 @@ def _act(request: HttpRequest, alert_ids: list[int]) -> None:
         alert_ids=alert_ids,
         actor=request.user,
         action=request.POST.get("action", ""),
-        today=_today(),
+        today=today_utc(),
         note=request.POST.get("note", "")[:2000],
         until=_parse_date(request.POST.get("until", "")),
         assignee=_assignee(request),
@@ -158,7 +155,7 @@ def _error_response(request: HttpRequest, message: str) -> HttpResponse:
 @require_POST
 def alert_action(request: HttpRequest, alert_id: int) -> HttpResponse:
     """One action on one alert; htmx gets the updated row and the counts out of band."""
-    alert = alert_for(request.user, alert_id, on=_today())
+    alert = alert_for(request.user, alert_id, on=today_utc())
     filters = _queue_filters(request, request.POST)
     try:
         _act(request, [alert.pk])
@@ -170,7 +167,7 @@ def alert_action(request: HttpRequest, alert_id: int) -> HttpResponse:
     if not request.htmx:
         messages.success(request, "Done.")
         return redirect(f"{reverse('metrics:alerts')}?{_filter_query(filters)}")
-    alert = alert_for(request.user, alert_id, on=_today())
+    alert = alert_for(request.user, alert_id, on=today_utc())
     context = _queue_context(request, filters)
     context.update(alert=alert, can_act=can_act_on_alert(request.user, alert), oob=True)
     return render(request, "usage/alerts.html#alert-row-response", context)
@@ -181,7 +178,7 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
     """One action on every selected alert, all or nothing; htmx gets the refreshed queue."""
     filters = _queue_filters(request, request.POST)
     ids = [int(v) for v in request.POST.getlist("alert") if v.isdigit()]
-    visible = set(alerts_visible_to(request.user, on=_today()).filter(pk__in=ids).values_list("pk", flat=True))
+    visible = set(alerts_visible_to(request.user, on=today_utc()).filter(pk__in=ids).values_list("pk", flat=True))
     try:
         if len(visible) != len(set(ids)):
             raise ApplicationError("Some selected alerts are not yours to see; reload the queue.")
@@ -286,22 +283,6 @@ def _book_context(request: HttpRequest) -> dict:
 def book(request: HttpRequest) -> HttpResponse:
     template = "usage/book.html#book-table" if request.htmx else "usage/book.html"
     return render(request, template, _book_context(request))
-
-
-def spreadsheet_safe(value) -> str:
-    """A cell a spreadsheet will not run: text starting with = + - @ (or tab/CR) gets a quote."""
-    text = "" if value is None else str(value)
-    if text and text[0] in "=+-@\t\r" and not _is_number(text):
-        return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 @require_GET

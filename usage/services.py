@@ -147,25 +147,29 @@ class RefreshResult:
     seconds: float = 0.0
 
 
-def _owners_on(day: dt.date, role: str) -> dict[int, int]:
-    """account id → person id holding ``role`` on ``day``; divisions without one inherit
-    their nearest ancestor's."""
+def _owners_on(day: dt.date, roles: list[str]) -> dict[str, dict[int, int]]:
+    """role → account id → person id holding it on ``day``; divisions without one inherit
+    their nearest ancestor's. The hierarchy is read once for every role."""
     from accounts.models import Account, Ownership
 
-    own = dict(
-        Ownership.objects.filter(role=role, start_on__lte=day)
+    own: dict[str, dict[int, int]] = {role: {} for role in roles}
+    rows = (
+        Ownership.objects.filter(role__in=roles, start_on__lte=day)
         .filter(Q(end_on__isnull=True) | Q(end_on__gte=day))
-        .values_list("account_id", "person_id")
+        .values_list("role", "account_id", "person_id")
     )
+    for role, account_id, person_id in rows:
+        own[role][account_id] = person_id
     parents = dict(Account.objects.values_list("id", "parent_id"))
-    result: dict[int, int] = {}
-    for account_id in parents:
-        node, seen = account_id, set()
-        while node is not None and node not in own and node not in seen:
-            seen.add(node)
-            node = parents.get(node)
-        if node is not None and node in own:
-            result[account_id] = own[node]
+    result: dict[str, dict[int, int]] = {role: {} for role in roles}
+    for role, holders in own.items():
+        for account_id in parents:
+            node, seen = account_id, set()
+            while node is not None and node not in holders and node not in seen:
+                seen.add(node)
+                node = parents.get(node)
+            if node is not None and node in holders:
+                result[role][account_id] = holders[node]
     return result
 
 
@@ -319,8 +323,8 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
     from usage.alerts import RISK_KINDS, evaluate
     from usage.models import Alert, AlertEvent, AlertState
 
-    csm = _owners_on(as_of, OwnerRole.CSM)
-    land_ae = _owners_on(as_of, OwnerRole.LAND_AE)
+    owners = _owners_on(as_of, [OwnerRole.CSM, OwnerRole.LAND_AE])
+    csm, land_ae = owners[OwnerRole.CSM], owners[OwnerRole.LAND_AE]
     now = timezone.now()
     active = {(a.account_id, a.kind): a for a in Alert.objects.filter(condition_active=True)}
     created: list[Alert] = []

@@ -7,8 +7,8 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError
-from django.utils import timezone
 
+from revops.clock import today_utc
 from usage import rollups
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ METRICS_SCHEDULED_KEY = "usage:metrics-refresh-scheduled"
 
 def yesterday() -> dt.date:
     """The last complete UTC day: what the nightly job refreshes (the only clock read)."""
-    return timezone.now().astimezone(dt.UTC).date() - dt.timedelta(days=1)
+    return today_utc() - dt.timedelta(days=1)
 
 
 def schedule_metrics_refresh() -> None:

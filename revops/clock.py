@@ -1,0 +1,11 @@
+"""Today, as the product counts days: UTC calendar dates (storage and statements are UTC)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+
+def today_utc() -> dt.date:
+    return timezone.now().astimezone(dt.UTC).date()
