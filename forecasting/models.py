@@ -13,6 +13,8 @@ accuracy is scored on: 7, 30 and 90 days); the rest of the year as 7-day sums (`
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pgtrigger
 from django.db import models
 
@@ -56,6 +58,21 @@ class AccountForecast(models.Model):
     method = models.CharField(max_length=16, choices=ForecastMethod.choices)
     history_days = models.PositiveIntegerField(help_text="Days of history used (from first usage, at most 365).")
     components = models.JSONField(default=dict, help_text="Fitted parameters and the naive baseline rate.")
+    # Written with the snapshot, so pages sort and sum accounts without reading their points.
+    # Each interval is the 80% interval of the horizon's total (not a sum of daily bounds).
+    # Null on snapshots stored before these fields existed.
+    naive_daily = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="Trailing-30-day run rate per day (the naive baseline)."
+    )
+    next_90 = models.DecimalField(**MONEY, null=True, blank=True)
+    next_90_lower = models.DecimalField(**MONEY, null=True, blank=True)
+    next_90_upper = models.DecimalField(**MONEY, null=True, blank=True)
+    next_180 = models.DecimalField(**MONEY, null=True, blank=True)
+    next_180_lower = models.DecimalField(**MONEY, null=True, blank=True)
+    next_180_upper = models.DecimalField(**MONEY, null=True, blank=True)
+    next_365 = models.DecimalField(**MONEY, null=True, blank=True)
+    next_365_lower = models.DecimalField(**MONEY, null=True, blank=True)
+    next_365_upper = models.DecimalField(**MONEY, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -68,6 +85,13 @@ class AccountForecast(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} as of {self.as_of} ({self.method})"
+
+    @property
+    def change_vs_run_rate(self) -> Decimal | None:
+        """The next 365 days against today's run rate carried forward (0.10 = 10% more)."""
+        if not self.naive_daily or self.next_365 is None:
+            return None
+        return self.next_365 / (self.naive_daily * 365) - 1
 
 
 class ForecastPoint(models.Model):

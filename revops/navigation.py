@@ -33,7 +33,14 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     ),
     # Plans only: statements have their own item, so this one highlights on /comp/plans/.
     NavItem("Comp", "comp:plans", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN}), "/comp/plans/"),
+    NavItem(
+        "Forecast",
+        "forecasts:index",
+        frozenset({Role.AE, Role.CSM, Role.LEADER, Role.FINANCE, Role.ADMIN, Role.PRODUCT}),
+        "/forecasts/",
+    ),
     NavItem("Planning", "planning:cohorts", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN}), "/planning/"),
+    NavItem("Reviews", "reviews:index", EVERYONE, "/reviews/"),
     NavItem("People", "people", EVERYONE, "/people/"),
     NavItem("Data", "usage:imports", frozenset({Role.FINANCE, Role.ADMIN}), "/data/"),
     NavItem("System", "system_status", frozenset({Role.ADMIN}), "/system/"),

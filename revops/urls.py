@@ -15,6 +15,8 @@ urlpatterns = [
     path("comp/", include("comp.urls")),
     path("usage/", include("usage.panel_urls")),
     path("planning/", include("forecasting.planning_urls")),
+    path("forecasts/", include("forecasting.forecast_urls")),
+    path("reviews/", include("reviews.urls")),
     path("health", views.health_view, name="health"),
     path("favicon.ico", views.favicon),
     path("auth/", include("allauth.urls")),

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "usage",
     "comp",
     "forecasting",
+    "reviews",
 ]
 
 MIDDLEWARE = [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from reviews.demo import seed_reviews
 from revops.demo import seed_people
 from revops.demo_company import seed_company
 from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE
@@ -83,6 +84,14 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"Comp plans from {DEMO_PLANS.name} and {len(months)} monthly runs "
                 f"({months[0]:%Y-%m} … {months[-1]:%Y-%m}) in {time.monotonic() - started:.1f}s."
+            )
+        )
+        started = time.monotonic()
+        reviews = seed_reviews(result.as_of)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{len(reviews)} monthly reviews ({sum(r.is_final for r in reviews)} final) "
+                f"in {time.monotonic() - started:.1f}s."
             )
         )
 

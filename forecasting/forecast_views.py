@@ -1,0 +1,170 @@
+"""The forecast pages: a scope's fan chart, its breakdown and accounts, accuracy, and the
+account page's forecast panel.
+
+Leaders, finance and admins open the company and drill down (segment, team, book,
+account); AEs and CSMs see their own book (and managers their team's) read only. Every
+scope goes through ``rollups.scope_for``, which intersects it with what the viewer may
+see, so a typed URL cannot reach another book: it is a 404.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from accounts.access import account_for
+from forecasting import rollups
+from forecasting.accuracy import HORIZONS as ACCURACY_HORIZONS
+from forecasting.accuracy import snapshot_accuracy
+from forecasting.forecast_charts import fan_figure
+from forecasting.models import AccountForecast, ForecastMethod
+from forecasting.rollups import ScopeKind
+from revops.access import sees_company
+from revops.clock import today_utc
+from revops.models import Role, Team, User
+
+ACTUAL_DAYS = 120  # actuals shown before the forecast starts
+PAGE_SIZE = 50
+ORDERS = {
+    "next_90": "-next_90",
+    "next_365": "-next_365",
+    "run_rate": "-naive_daily",
+    "account": "account__name",
+}
+
+
+class ScopeForm(forms.Form):
+    scope = forms.ChoiceField(choices=[(k, k) for k in ScopeKind.ALL], required=False)
+    key = forms.CharField(max_length=100, required=False)
+    as_of = forms.DateField(required=False, help_text="YYYY-MM-DD: the snapshot's day.")
+    order = forms.ChoiceField(choices=[(k, k) for k in ORDERS], required=False)
+    page = forms.IntegerField(min_value=1, required=False)
+
+
+def _scope(request: HttpRequest) -> tuple[ScopeForm, rollups.Scope, dt.date | None]:
+    form = ScopeForm(request.GET)
+    if not form.is_valid():
+        raise Http404("Bad forecast parameters: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    data = form.cleaned_data
+    kind, key = (data["scope"], data["key"]) if data["scope"] else rollups.default_scope(request.user)
+    scope = rollups.scope_for(request.user, kind, key, on=today_utc())
+    as_of = data["as_of"] or rollups.latest_as_of()
+    return form, scope, as_of
+
+
+def _scope_links(user: User) -> list[tuple[str, str]]:
+    """The scopes this viewer can jump to: (label, query string)."""
+    links = []
+    if sees_company(user):
+        links.append(("Company", f"scope={ScopeKind.COMPANY}"))
+        links += [(label, f"scope={ScopeKind.SEGMENT}&key={value}") for value, label in rollups.Segment.choices]
+        links += [(team.name, f"scope={ScopeKind.TEAM}&key={team.pk}") for team in Team.objects.order_by("name")]
+    else:
+        links += [(f"Team {t.name}", f"scope={ScopeKind.TEAM}&key={t.pk}") for t in Team.objects.filter(manager=user)]
+    if user.role in (Role.AE, Role.CSM) or user.ownerships.exists():
+        links.append(("Your book", f"scope={ScopeKind.BOOK}&key={user.pk}"))
+    return links
+
+
+def _breakdowns(user: User, scope: rollups.Scope, *, as_of: dt.date) -> list[tuple[str, list[rollups.BreakdownRow]]]:
+    on = today_utc()
+    if scope.kind == ScopeKind.COMPANY:
+        return [
+            ("By segment", rollups.breakdown_by_segment(scope.accounts, as_of=as_of)),
+            (
+                "By team (a co-owned account counts in each owner's team)",
+                rollups.breakdown_by_team(user, scope.accounts, as_of=as_of, on=on),
+            ),
+        ]
+    if scope.kind == ScopeKind.SEGMENT:
+        return [("By team", rollups.breakdown_by_team(user, scope.accounts, as_of=as_of, on=on))]
+    if scope.kind == ScopeKind.TEAM:
+        members = User.objects.filter(team_id=int(scope.key)).order_by("name")
+        return [("By book", rollups.breakdown_by_person(members, scope.accounts, as_of=as_of, on=on))]
+    return []
+
+
+@require_GET
+def forecast_page(request: HttpRequest) -> HttpResponse:
+    form, scope, as_of = _scope(request)
+    context: dict = {
+        "scope": scope,
+        "as_of": as_of,
+        "days": rollups.snapshot_days(),
+        "scope_links": _scope_links(request.user),
+        "horizons": rollups.HORIZONS,
+        "methods": dict(ForecastMethod.choices),
+    }
+    if as_of is not None:
+        totals = rollups.rolled_totals(scope.accounts, as_of=as_of)
+        points = rollups.rolled_points(scope.accounts, as_of=as_of)
+        first_actual = as_of - dt.timedelta(days=ACTUAL_DAYS - 1)
+        actuals = rollups.actual_daily(scope.accounts, first=first_actual, last=as_of)
+        order = form.cleaned_data["order"] or "next_90"
+        page = Paginator(rollups.account_forecasts(scope.accounts, as_of=as_of, order=ORDERS[order]), PAGE_SIZE)
+        context |= {
+            "totals": totals,
+            "headline": [(h, totals.totals[h], totals.run_rate_total(h)) for h in rollups.HORIZONS],
+            "figure": fan_figure(
+                points, actuals, first_actual=first_actual, as_of=as_of, title=f"{scope.label}: revenue per day"
+            ),
+            "breakdowns": _breakdowns(request.user, scope, as_of=as_of),
+            "page": page.get_page(form.cleaned_data["page"] or 1),
+            "order": order,
+            "base_query": f"{scope.query}&as_of={as_of.isoformat()}",
+        }
+    template = (
+        "forecasting/forecast.html#accounts"
+        if request.htmx and request.GET.get("page")
+        else "forecasting/forecast.html"
+    )
+    return render(request, template, context)
+
+
+@require_GET
+def accuracy_partial(request: HttpRequest) -> HttpResponse:
+    """Accuracy of the scope's snapshots so far, beside the naive baseline (loaded after the page)."""
+    _, scope, _ = _scope(request)
+    account_ids = list(scope.accounts.values_list("pk", flat=True))
+    rows = [snapshot_accuracy(horizon=h, account_ids=account_ids) for h in ACCURACY_HORIZONS]
+    return render(request, "forecasting/forecast_accuracy.html", {"rows": rows, "scope": scope})
+
+
+@require_GET
+def account_panel(request: HttpRequest, external_id: str) -> HttpResponse:
+    """The account page's forecast: the account with its divisions, as of its newest snapshot."""
+    account = account_for(request.user, external_id, on=today_utc())
+    scope = rollups.scope_for(request.user, ScopeKind.ACCOUNT, account.external_id, on=today_utc())
+    own = AccountForecast.objects.filter(account=account).order_by("-as_of").first()
+    as_of = own.as_of if own else rollups.latest_as_of(scope.accounts)
+    context: dict = {
+        "account": account,
+        "scope": scope,
+        "own": own,
+        "as_of": as_of,
+        "methods": dict(ForecastMethod.choices),
+    }
+    if as_of is not None:
+        totals = rollups.rolled_totals(scope.accounts, as_of=as_of)
+        first_actual = as_of - dt.timedelta(days=ACTUAL_DAYS - 1)
+        context |= {
+            "headline": [(h, totals.totals[h], totals.run_rate_total(h)) for h in rollups.HORIZONS],
+            "totals": totals,
+            "figure": fan_figure(
+                rollups.rolled_points(scope.accounts, as_of=as_of),
+                rollups.actual_daily(scope.accounts, first=first_actual, last=as_of),
+                first_actual=first_actual,
+                as_of=as_of,
+                title="Revenue per day: actual and forecast",
+                height=300,
+            ),
+            "page_url": reverse("forecasts:index") + f"?{scope.query}&as_of={as_of.isoformat()}",
+        }
+    template = "forecasting/forecast_panel.html"
+    return render(request, f"{template}#panel" if request.htmx else template, context)

@@ -1,0 +1,324 @@
+"""Forecasts rolled up: an account's hierarchy, a person's book, a team, a segment, the company.
+
+Every stored forecast is an account's *own* revenue (divisions are forecast on their own
+rows), so a roll-up is a sum over a set of accounts and never double counts: a scope
+resolves to a set of accounts (a parent with its whole subtree; a book with the
+divisions of every account owned; a team as the union of its members' books) and the
+snapshots of that set as of one day are summed.
+
+Intervals. The expected values add exactly. The 80% interval of a sum is not the sum of
+the accounts' bounds (that would assume every account misses in the same direction at
+once); it is combined assuming the accounts' forecast errors are independent: the
+half-widths below and above the forecast add in quadrature,
+``Σv ∓ √Σ(v − bound)²``. Correlated shocks (a market-wide slowdown) would make the true
+interval wider; the page says so.
+
+Who sees what is decided in ``scope_for`` against ``accounts_visible_to``: company-wide
+roles any scope; anyone else their own book, the books of the people they manage and
+accounts they can see. Everything here reads; nothing writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection
+from django.db.models import Count, F, Max, QuerySet, Sum
+from django.db.models.functions import Power, Sqrt
+from django.http import Http404
+
+from accounts.access import accounts_visible_to, owned_accounts
+from accounts.models import Account, Segment
+from forecasting.models import AccountForecast, ForecastPoint
+from revops.access import people_in_scope, sees_company
+from revops.models import Team, User
+from usage.metrics import subtree_ids
+from usage.models import DailyRollup
+
+HORIZONS = (90, 180, 365)
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+
+
+class ScopeKind:
+    COMPANY = "company"
+    SEGMENT = "segment"
+    TEAM = "team"
+    BOOK = "book"
+    ACCOUNT = "account"
+    ALL = (COMPANY, SEGMENT, TEAM, BOOK, ACCOUNT)
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str
+    key: str
+    label: str
+    accounts: QuerySet[Account] = field(repr=False, compare=False)
+
+    @property
+    def query(self) -> str:
+        return f"scope={self.kind}&key={self.key}" if self.key else f"scope={self.kind}"
+
+
+def _cents(value: Decimal | None) -> Decimal:
+    return (value or ZERO).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def default_scope(user: User) -> tuple[str, str]:
+    """What the page opens on: the company for those who see it all, else one's own book."""
+    if sees_company(user):
+        return ScopeKind.COMPANY, ""
+    return ScopeKind.BOOK, str(user.pk)
+
+
+def scope_for(user: User, kind: str, key: str, *, on: dt.date) -> Scope:
+    """The scope ``kind``/``key`` as ``user`` may see it; 404 when it is outside their reach.
+
+    The accounts are always intersected with what ``user`` can see, so a scope can only
+    narrow access, never widen it.
+    """
+    visible = accounts_visible_to(user, on=on)
+    if kind == ScopeKind.COMPANY:
+        if not sees_company(user):
+            raise Http404("The company forecast is for leaders and finance.")
+        return Scope(kind, "", "Company", visible)
+    if kind == ScopeKind.SEGMENT:
+        labels = dict(Segment.choices)
+        if key not in labels or not sees_company(user):
+            raise Http404("No such segment.")
+        return Scope(kind, key, f"{labels[key]} segment", visible.filter(segment=key))
+    if kind == ScopeKind.TEAM:
+        team = Team.objects.filter(pk=key if key.isdigit() else None).first()
+        if team is None or not (sees_company(user) or team.manager_id == user.pk):
+            raise Http404("No such team.")
+        members = User.objects.filter(team=team)
+        return Scope(kind, key, f"Team {team.name}", visible.filter(pk__in=owned_accounts(people=members, on=on)))
+    if kind == ScopeKind.BOOK:
+        person = people_in_scope(user).filter(pk=key if key.isdigit() else None).first()
+        if person is None:
+            raise Http404("No such book.")
+        label = "Your book" if person.pk == user.pk else f"{person.name}'s book"
+        return Scope(kind, key, label, visible.filter(pk__in=owned_accounts(people=[person.pk], on=on)))
+    if kind == ScopeKind.ACCOUNT:
+        account = visible.filter(external_id=key).first()
+        if account is None:
+            raise Http404("No such account.")
+        ids = subtree_ids([account.pk])
+        divisions = len(ids) - 1
+        label = account.name + (f" and its {divisions} division{'s' if divisions != 1 else ''}" if divisions else "")
+        return Scope(kind, key, label, Account.objects.filter(pk__in=ids))
+    raise Http404("No such scope.")
+
+
+def latest_as_of(accounts: QuerySet[Account] | None = None) -> dt.date | None:
+    """The newest day with stored snapshots (of these accounts)."""
+    forecasts = AccountForecast.objects.all()
+    if accounts is not None:
+        forecasts = forecasts.filter(account__in=accounts)
+    return forecasts.aggregate(day=Max("as_of"))["day"]
+
+
+def snapshot_days(limit: int = 60) -> list[dt.date]:
+    """Days with stored snapshots, newest first (for the as-of picker)."""
+    return list(AccountForecast.objects.order_by("-as_of").values_list("as_of", flat=True).distinct()[:limit])
+
+
+# --- Horizon totals -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Total:
+    value: Decimal
+    lower: Decimal
+    upper: Decimal
+
+
+@dataclass(frozen=True)
+class RolledTotals:
+    accounts: int
+    run_rate_daily: Decimal  # Σ naive trailing-30-day run rate per day
+    totals: dict[int, Total]  # horizon → total
+    methods: dict[str, int]
+
+    def run_rate_total(self, horizon: int) -> Decimal:
+        """The naive baseline over ``horizon`` days: today's run rate carried forward."""
+        return _cents(self.run_rate_daily * horizon)
+
+
+def _total_aggregates(prefix: str = "") -> dict:
+    aggregates = {f"{prefix}run_rate": Sum("naive_daily"), f"{prefix}n": Count("id")}
+    for h in HORIZONS:
+        v = F(f"next_{h}")
+        aggregates[f"{prefix}v{h}"] = Sum(v)
+        aggregates[f"{prefix}lo{h}"] = Sqrt(Sum(Power(v - F(f"next_{h}_lower"), 2)))
+        aggregates[f"{prefix}hi{h}"] = Sqrt(Sum(Power(F(f"next_{h}_upper") - v, 2)))
+    return aggregates
+
+
+def _totals_from(row: dict, methods: dict[str, int] | None = None) -> RolledTotals:
+    totals = {}
+    for h in HORIZONS:
+        value = _cents(row[f"v{h}"])
+        totals[h] = Total(
+            value, max(ZERO, _cents(value - (row[f"lo{h}"] or ZERO))), _cents(value + (row[f"hi{h}"] or ZERO))
+        )
+    return RolledTotals(row["n"] or 0, _cents(row["run_rate"]), totals, methods or {})
+
+
+def rolled_totals(accounts: QuerySet[Account], *, as_of: dt.date) -> RolledTotals:
+    """The scope's 90/180/365-day totals with combined 80% intervals (two queries)."""
+    forecasts = AccountForecast.objects.filter(as_of=as_of, account__in=accounts)
+    row = forecasts.aggregate(**_total_aggregates())
+    methods = dict(forecasts.values_list("method").annotate(n=Count("id")).order_by())
+    return _totals_from(row, methods)
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    kind: str
+    key: str
+    label: str
+    totals: RolledTotals
+
+
+def breakdown_by_segment(accounts: QuerySet[Account], *, as_of: dt.date) -> list[BreakdownRow]:
+    """Segments partition the accounts: these rows add up to the scope."""
+    labels = dict(Segment.choices)
+    rows = (
+        AccountForecast.objects.filter(as_of=as_of, account__in=accounts)
+        .values("account__segment")
+        .annotate(**_total_aggregates())
+        .order_by("account__segment")
+    )
+    return [
+        BreakdownRow(ScopeKind.SEGMENT, r["account__segment"], labels.get(r["account__segment"], "—"), _totals_from(r))
+        for r in rows
+    ]
+
+
+BOOKS_SQL = """
+    WITH RECURSIVE owned(person_id, account_id) AS (
+        SELECT o.person_id, o.account_id FROM accounts_ownership o
+        WHERE o.person_id = ANY(%s) AND o.start_on <= %s AND (o.end_on IS NULL OR o.end_on >= %s)
+        UNION
+        SELECT owned.person_id, a.id FROM accounts_account a JOIN owned ON a.parent_id = owned.account_id
+    )
+    SELECT b.group_id, COUNT(*), SUM(f.naive_daily), {columns}
+    FROM (SELECT DISTINCT {group} AS group_id, owned.account_id FROM owned {join}) b
+    JOIN forecasting_accountforecast f ON f.account_id = b.account_id AND f.as_of = %s
+    WHERE b.account_id IN ({visible})
+    GROUP BY b.group_id
+"""
+BOOK_COLUMNS = ", ".join(
+    f"SUM(f.next_{h}), sqrt(SUM((f.next_{h} - f.next_{h}_lower)^2)), sqrt(SUM((f.next_{h}_upper - f.next_{h})^2))"
+    for h in HORIZONS
+)
+
+
+def _books(
+    people: Sequence[int], *, group: str, join: str, visible: QuerySet[Account], as_of: dt.date, on: dt.date
+) -> dict[int, RolledTotals]:
+    """Forecast totals per owner (or per owner's team): one recursive query for all of them."""
+    visible_sql, visible_params = visible.values("pk").query.sql_with_params()
+    sql = BOOKS_SQL.format(columns=BOOK_COLUMNS, group=group, join=join, visible=visible_sql)
+    out = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(people), on, on, as_of, *visible_params])
+        for group_id, n, run_rate, *values in cursor.fetchall():
+            row = {"n": n, "run_rate": run_rate}
+            for i, h in enumerate(HORIZONS):
+                row[f"v{h}"], row[f"lo{h}"], row[f"hi{h}"] = values[3 * i : 3 * i + 3]
+            out[group_id] = _totals_from(row)
+    return out
+
+
+def breakdown_by_team(user: User, accounts: QuerySet[Account], *, as_of: dt.date, on: dt.date) -> list[BreakdownRow]:
+    """Each team's book (its members' accounts). Teams can share accounts (an AE's and a
+    CSM's team both count an account they co-own), so these rows need not add up."""
+    teams = list(Team.objects.order_by("name"))
+    if not sees_company(user):
+        teams = [t for t in teams if t.manager_id == user.pk]
+    members = list(User.objects.filter(team__in=teams).values_list("pk", flat=True))
+    books = _books(
+        members,
+        group="u.team_id",
+        join="JOIN revops_user u ON u.id = owned.person_id",
+        visible=accounts,
+        as_of=as_of,
+        on=on,
+    )
+    return [BreakdownRow(ScopeKind.TEAM, str(t.pk), t.name, books[t.pk]) for t in teams if t.pk in books]
+
+
+def breakdown_by_person(
+    people: Iterable[User], accounts: QuerySet[Account], *, as_of: dt.date, on: dt.date
+) -> list[BreakdownRow]:
+    """Each person's book within the scope (co-owned accounts appear in each owner's row)."""
+    people = list(people)
+    books = _books([p.pk for p in people], group="owned.person_id", join="", visible=accounts, as_of=as_of, on=on)
+    rows = [BreakdownRow(ScopeKind.BOOK, str(p.pk), p.name, books[p.pk]) for p in people if p.pk in books]
+    return sorted(rows, key=lambda r: -r.totals.totals[90].value)
+
+
+# --- The fan: points summed by day --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RolledPoint:
+    day: dt.date
+    days: int  # 1, or a 7-day (or shorter, at the end) sum
+    value: Decimal
+    lower: Decimal
+    upper: Decimal
+
+    def per_day(self) -> tuple[float, float, float]:
+        """Value and bounds as revenue per day (weekly sums divided by their days), for charts."""
+        return float(self.value) / self.days, float(self.lower) / self.days, float(self.upper) / self.days
+
+
+def rolled_points(accounts: QuerySet[Account], *, as_of: dt.date) -> list[RolledPoint]:
+    """The scope's forecast path: every stored point summed by day, intervals combined in quadrature."""
+    rows = (
+        ForecastPoint.objects.filter(forecast__as_of=as_of, forecast__account__in=accounts)
+        .values("day", "days")
+        .annotate(
+            v=Sum("value"),
+            lo=Sqrt(Sum(Power(F("value") - F("lower"), 2))),
+            hi=Sqrt(Sum(Power(F("upper") - F("value"), 2))),
+        )
+        .order_by("day")
+    )
+    points = []
+    for r in rows:
+        value = _cents(r["v"])
+        points.append(
+            RolledPoint(r["day"], r["days"], value, max(ZERO, _cents(value - r["lo"])), _cents(value + r["hi"]))
+        )
+    return points
+
+
+def actual_daily(accounts: QuerySet[Account], *, first: dt.date, last: dt.date) -> dict[dt.date, Decimal]:
+    """The scope's actual revenue per day (days without usage are absent)."""
+    rows = (
+        DailyRollup.objects.filter(account__in=accounts, day__range=(first, last))
+        .values("day")
+        .annotate(revenue=Sum("revenue"))
+        .order_by()
+    )
+    return {r["day"]: r["revenue"] for r in rows}
+
+
+# --- Drill-down ----------------------------------------------------------------------------
+
+
+def account_forecasts(accounts: QuerySet[Account], *, as_of: dt.date, order: str = "-next_90") -> QuerySet:
+    """Each account's snapshot in the scope, for the drill-down table (paginate it)."""
+    return (
+        AccountForecast.objects.filter(as_of=as_of, account__in=accounts)
+        .select_related("account")
+        .order_by(order, "account__external_id")
+    )

@@ -1,0 +1,76 @@
+"""Plotly figure dicts for the analysis pages: pure functions of attribution results.
+
+No queries here; ``static/js/charts.js`` draws the dicts. Decimals become floats only
+here, for plotting; every number shown as text comes from the Decimal results.
+"""
+
+from __future__ import annotations
+
+from reviews.attribution import Attribution
+
+ADOPTERS_COLOR = "#3454d1"
+NON_ADOPTERS_COLOR = "#98a2b3"
+BASE_LAYOUT = {
+    "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+    "height": 340,
+    "legend": {"orientation": "h", "y": -0.2},
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+}
+
+
+def attribution_figure(result: Attribution) -> dict:
+    """Mean daily revenue per account of adopters and non-adopters by day relative to the
+    release, with the release day marked."""
+    offsets = [p.offset for p in result.series]
+    data = []
+    for name, attr, color, n in (
+        ("Adopters", "adopters", ADOPTERS_COLOR, result.adopters.n),
+        ("Non-adopters", "non_adopters", NON_ADOPTERS_COLOR, result.non_adopters.n),
+    ):
+        if not n:
+            continue
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{name} (n = {n})",
+                "x": offsets,
+                "y": [float(getattr(p, attr)) for p in result.series],
+                "customdata": [p.day.isoformat() for p in result.series],
+                "hovertemplate": "%{customdata}: $%{y:,.2f}<extra>" + name + "</extra>",
+                "line": {"color": color},
+            }
+        )
+    return {
+        "data": data,
+        "layout": {
+            **BASE_LAYOUT,
+            "title": {"text": "Mean daily revenue per account around the release", "font": {"size": 14}},
+            "xaxis": {"title": {"text": "Days from the release"}, "zeroline": False},
+            "yaxis": {"tickprefix": "$", "tickformat": ",.0f", "rangemode": "tozero"},
+            "shapes": [
+                {
+                    "type": "line",
+                    "x0": 0,
+                    "x1": 0,
+                    "xref": "x",
+                    "y0": 0,
+                    "y1": 1,
+                    "yref": "paper",
+                    "line": {"color": "#b42318", "dash": "dot", "width": 1},
+                }
+            ],
+            "annotations": [
+                {
+                    "x": 0,
+                    "y": 1,
+                    "xref": "x",
+                    "yref": "paper",
+                    "text": "release",
+                    "showarrow": False,
+                    "yanchor": "bottom",
+                }
+            ],
+        },
+    }
