@@ -12,14 +12,17 @@ import datetime as dt
 from decimal import Decimal
 
 from django import forms
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import Segment
+from accounts.models import Contract, Segment
 from forecasting import cohorts as cohort_analysis
 from forecasting import planning_charts
 from forecasting import waterfall as realization
@@ -62,6 +65,13 @@ def cohorts(request: HttpRequest) -> HttpResponse:
 
 
 class DealDeskForm(forms.Form):
+    contract = forms.CharField(
+        max_length=100,
+        required=False,
+        label="Contract",
+        help_text="Optional: a planned contract's external id. Its account's segment and industry, its "
+        "committed ARR and AE estimate fill the form, and the estimate can be stored on it.",
+    )
     segment = forms.ChoiceField(choices=Segment.choices)
     industry = forms.CharField(
         max_length=80,
@@ -76,21 +86,52 @@ class DealDeskForm(forms.Form):
         label="AE's first-year estimate", max_digits=16, decimal_places=2, min_value=Decimal(0), required=False
     )
 
+    def clean_contract(self) -> Contract | None:
+        external_id = self.cleaned_data["contract"].strip()
+        if not external_id:
+            return None
+        contract = Contract.objects.select_related("account").filter(external_id=external_id).first()
+        if contract is None:
+            raise forms.ValidationError(f"No contract with external id {external_id[:100]!r}.")
+        return contract
+
+
+def _contract_defaults(external_id: str) -> dict | None:
+    """The form's values for a planned contract (None when there is no such contract)."""
+    contract = Contract.objects.select_related("account").filter(external_id=external_id).first()
+    if contract is None:
+        return None
+    return {
+        "contract": contract.external_id,
+        "segment": contract.account.segment,
+        "industry": contract.account.industry,
+        "committed_arr": contract.committed_arr,
+        "ae_estimate": contract.ae_estimate,
+    }
+
+
+def _estimate_for(form: DealDeskForm, trajectories):
+    data = form.cleaned_data
+    return deal_desk_estimate(
+        trajectories, segment=data["segment"], industry=data["industry"], committed_arr=data["committed_arr"]
+    )
+
 
 @require_GET
 def deal_desk(request: HttpRequest) -> HttpResponse:
     _require_planner(request)
     as_of = _as_of()
-    submitted = any(name in request.GET for name in DealDeskForm.base_fields)
-    form = DealDeskForm(request.GET if submitted else None)
+    submitted = any(name in request.GET for name in DealDeskForm.base_fields if name != "contract")
+    data = request.GET if submitted else _contract_defaults(request.GET.get("contract", "").strip())
+    if not submitted and data is None and request.GET.get("contract"):
+        data = request.GET  # an unknown contract: let the form say so
+    form = DealDeskForm(data)
     trajectories = cohort_analysis.land_trajectories(as_of=as_of)
-    estimate = None
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        estimate = deal_desk_estimate(
-            trajectories, segment=data["segment"], industry=data["industry"], committed_arr=data["committed_arr"]
-        )
+    estimate = _estimate_for(form, trajectories) if form.is_bound and form.is_valid() else None
     ae_estimate = form.cleaned_data.get("ae_estimate") if estimate else None
+    contract = form.cleaned_data.get("contract") if estimate else None
+    ramps = cohort_analysis.segment_ramps(trajectories)
+    segment = form.cleaned_data.get("segment") if estimate else None
     context = {
         "as_of": as_of,
         "form": form,
@@ -99,8 +140,48 @@ def deal_desk(request: HttpRequest) -> HttpResponse:
         "ae_difference": ae_estimate - estimate.expected if ae_estimate is not None and estimate.expected else None,
         "industries": sorted({t.industry for t in trajectories if t.industry}),
         "min_similar": MIN_SIMILAR,
+        "contract": contract,
+        "suggested_ramp_days": ramps[segment].ramp_days if segment in ramps else None,
+        "can_store": request.user.role in STORE_ROLES,
     }
     return render(request, "forecasting/planning_deal_desk.html", context)
+
+
+STORE_ROLES = frozenset({Role.FINANCE, Role.ADMIN})
+
+
+@require_POST
+def deal_desk_store(request: HttpRequest) -> HttpResponse:
+    """Store the deal desk's estimate (recomputed here, never taken from the browser), the AE's
+    estimate and the segment's suggested ramp window on the planned contract."""
+    if request.user.role not in STORE_ROLES:
+        raise PermissionDenied
+    form = DealDeskForm(request.POST)
+    if not form.is_valid() or form.cleaned_data["contract"] is None:
+        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()) or "contract: choose a contract."
+        messages.error(request, f"Nothing stored. {errors}")
+        return redirect(reverse("planning:deal_desk") + "?" + request.POST.urlencode())
+    trajectories = cohort_analysis.land_trajectories(as_of=_as_of())
+    estimate = _estimate_for(form, trajectories)
+    contract: Contract = form.cleaned_data["contract"]
+    if not estimate.count:
+        messages.error(request, f"No similar accounts: nothing stored on {contract.external_id}.")
+        return redirect(reverse("planning:deal_desk") + f"?contract={contract.external_id}")
+    ramp = cohort_analysis.segment_ramps(trajectories).get(form.cleaned_data["segment"])
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().get(pk=contract.pk)
+        contract.deal_desk_estimate = estimate.expected
+        if form.cleaned_data["ae_estimate"] is not None:
+            contract.ae_estimate = form.cleaned_data["ae_estimate"]
+        if ramp is not None and ramp.ramp_days:
+            contract.ramp_days = ramp.ramp_days
+        contract.save(update_fields=["deal_desk_estimate", "ae_estimate", "ramp_days"])
+    messages.success(
+        request,
+        f"Stored on {contract.external_id}: deal desk estimate {estimate.expected:,.0f}, "
+        f"AE estimate {contract.ae_estimate if contract.ae_estimate is not None else '—'}, ramp {contract.ramp_days} days.",
+    )
+    return redirect(reverse("planning:deal_desk") + f"?contract={contract.external_id}")
 
 
 class WaterfallForm(forms.Form):

@@ -429,3 +429,47 @@ def test_planning_page_query_counts_do_not_grow_with_accounts(domain_example, me
         daily(acct, meter, END, "3")
     assert [_query_count(client, url) for url in urls] == before
     assert max(before) <= 8
+
+
+@pytest.fixture
+def similar_lands(meter):
+    """The five SMB Software lands above (expected first year for a $12,000 plan: $1,800)."""
+    for k in range(1, 6):
+        acct = account(f"s{k}")
+        contract(acct, signed=dt.date(2025, 1, 10), start=dt.date(2025, 1, 1), end=dt.date(2025, 12, 31), arr="24000")
+        for m in range(1, 13):
+            revenue(acct, meter, dt.date(2025, m, 1), str(100 * k))
+    revenue(account("later"), meter, dt.date(2026, 1, 31), "1")
+    planned = account("newco")
+    return contract(
+        planned, signed=dt.date(2026, 1, 20), start=dt.date(2026, 2, 1), end=dt.date(2027, 1, 31), arr="12000"
+    )
+
+
+def test_a_planned_contract_fills_the_form_and_finance_stores_the_estimate_on_it(similar_lands, finance, leader):
+    page = text(client_for(finance).get(f"/planning/deal-desk/?contract={similar_lands.external_id}"))
+    assert "Expected first-year consumption: $1,800" in page
+    assert f"Store on {similar_lands.external_id}" in page
+    assert "Store on" not in text(client_for(leader).get(f"/planning/deal-desk/?contract={similar_lands.external_id}"))
+
+    form = {"contract": similar_lands.external_id, "segment": "smb", "industry": "Software", "committed_arr": "12000"}
+    assert client_for(leader).post("/planning/deal-desk/store/", form).status_code == 403
+    response = client_for(finance).post("/planning/deal-desk/store/", form | {"ae_estimate": "2500"})
+    assert response.status_code == 302
+    similar_lands.refresh_from_db()
+    assert similar_lands.deal_desk_estimate == Decimal("1800.00")
+    assert similar_lands.ae_estimate == Decimal("2500.00")
+    # The flat lands level off at once: the segment's suggested window replaces the default 90 days.
+    assert similar_lands.ramp_days == cohorts.suggested_ramp_days("smb", as_of=dt.date(2026, 1, 31)) == 60
+
+
+def test_storing_on_an_unknown_contract_or_without_similar_accounts_stores_nothing(similar_lands, finance):
+    client = client_for(finance)
+    form = {"contract": "NOPE", "segment": "smb", "industry": "Software", "committed_arr": "12000"}
+    response = client.post("/planning/deal-desk/store/", form, follow=True)
+    assert "Nothing stored. contract: No contract with external id &#x27;NOPE&#x27;." in response.content.decode()
+    enterprise = form | {"contract": similar_lands.external_id, "segment": "enterprise"}
+    response = client.post("/planning/deal-desk/store/", enterprise, follow=True)
+    assert "No similar accounts: nothing stored" in response.content.decode()
+    similar_lands.refresh_from_db()
+    assert similar_lands.deal_desk_estimate is None
