@@ -311,12 +311,17 @@ def add_action(review: Review, user: User, *, title: str, owner: User, due_on: d
 
 
 @transaction.atomic
-def set_action_status(review: Review, user: User, item: ActionItem, *, status: str, note: str = "") -> ActionItem:
+def set_action_status(
+    review: Review, user: User, item: ActionItem, *, status: str, note: str | None = None
+) -> ActionItem:
+    """Set an action's status (and its note, unless ``note`` is None: the note stays)."""
     _require(can_edit_actions(user, review))
     _editable(review)
     if status not in ActionStatus.values:
         raise ValidationError({"status": f"Unknown status {status!r}."})
-    item.status, item.note = status, note[:300]
+    item.status = status
+    if note is not None:
+        item.note = note[:300]
     item.save(update_fields=["status", "note"])
     return item
 

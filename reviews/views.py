@@ -251,20 +251,29 @@ def add_action(request: HttpRequest, month: str) -> HttpResponse:
 @require_POST
 def action_status(request: HttpRequest, month: str, pk: int) -> HttpResponse:
     review = _review(request, month)
-    item = get_object_or_404(ActionItem, pk=pk, review=review)
+    item = get_object_or_404(ActionItem.objects.select_related("carried_from__review"), pk=pk, review=review)
     form = forms.ActionStatusForm(request.POST)
+    error = ""
     if not form.is_valid():
-        messages.error(request, "Choose a status: open, done or dropped.")
+        error = "Choose a status: open, done or dropped."
     else:
+        note = form.cleaned_data["note"] if "note" in request.POST else None
         try:
-            services.set_action_status(review, request.user, item, **form.cleaned_data)
-        except ValidationError as error:
-            for message in _errors(error):
-                messages.error(request, message)
+            services.set_action_status(review, request.user, item, status=form.cleaned_data["status"], note=note)
+        except ValidationError as refused:
+            error = " ".join(_errors(refused))
     if request.htmx:
         item.refresh_from_db()
-        context = _detail_context(request, review) | {"item": item}
-        return render(request, "reviews/detail.html#action-row", context)
+        context = {
+            "review": review,
+            "item": item,
+            "row_error": error,
+            "can_edit_actions": services.can_edit_actions(request.user, review),
+            "status_choices": forms.ActionStatus.choices,
+        }
+        return render(request, "reviews/_review_body.html#action-row", context)
+    if error:
+        messages.error(request, error)
     return redirect("reviews:detail", month=month)
 
 

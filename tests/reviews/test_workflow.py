@@ -297,3 +297,23 @@ def test_the_review_page_reads_a_constant_number_of_queries(people, company, dja
     client = _client(people["leader"])
     with django_assert_max_num_queries(14):
         assert client.get(f"/reviews/{OCT:%Y-%m}/").status_code == 200
+
+
+def test_an_htmx_status_change_swaps_the_row_and_keeps_the_note(people, company):
+    review = services.open_review(OCT, people["leader"])
+    item = services.add_action(review, people["leader"], title="Price batch", owner=people["ae"], due_on=NOV)
+    services.set_action_status(review, people["leader"], item, status=ActionStatus.OPEN, note="Waiting on legal")
+    response = _client(people["leader"]).post(
+        f"/reviews/{OCT:%Y-%m}/actions/{item.pk}/status/", {"status": "done"}, headers={"HX-Request": "true"}
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and body.strip().startswith(f'<tr id="action-{item.pk}">')
+    item.refresh_from_db()
+    assert (item.status, item.note) == (ActionStatus.DONE, "Waiting on legal")
+    # A refusal is said in the row itself.
+    body = (
+        _client(people["leader"])
+        .post(f"/reviews/{OCT:%Y-%m}/actions/{item.pk}/status/", {"status": "later"}, headers={"HX-Request": "true"})
+        .content.decode()
+    )
+    assert "Choose a status: open, done or dropped." in body
