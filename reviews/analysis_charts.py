@@ -6,17 +6,11 @@ here, for plotting; every number shown as text comes from the Decimal results.
 
 from __future__ import annotations
 
+from forecasting.planning_charts import BASE_LAYOUT
 from reviews.attribution import Attribution
 
 ADOPTERS_COLOR = "#3454d1"
 NON_ADOPTERS_COLOR = "#98a2b3"
-BASE_LAYOUT = {
-    "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
-    "height": 340,
-    "legend": {"orientation": "h", "y": -0.2},
-    "paper_bgcolor": "rgba(0,0,0,0)",
-    "plot_bgcolor": "rgba(0,0,0,0)",
-}
 
 
 def attribution_figure(result: Attribution) -> dict:

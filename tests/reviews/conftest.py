@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.models import Account, Activity, ActivityKind, Segment
+from accounts.models import Account, Activity, ActivityKind, OwnerRole, Ownership, Segment
 from comp.models import Plan, PlanType, PlanVersion
 from revops.models import Role
-from usage.models import DailyRollup, Meter, ProductRelease
+from usage.models import DailyRollup, Meter, MeterTier, ProductRelease
+from usage.services import refresh_metrics
 
 RELEASED_ON = dt.date(2026, 3, 1)
 # A 60-day pilot window, with usage history from 90 days before it.
@@ -169,3 +170,38 @@ def pilot_world(make_account, daily, base_meter, make_user):
         account=accounts["p1"], person=person, occurred_on=START - dt.timedelta(days=1), kind=ActivityKind.CALL
     )
     return accounts
+
+
+def build_review_company(ae, *, notes=("Call 0", "Call 1", "Call 2"), refreshed=(dt.date(2026, 10, 31),)) -> dict:
+    """Three accounts (enterprise, mid-market, SMB) owned by ``ae`` with daily usage from
+    2026-08-01 to 2026-11-10 (account i spends 100·i + k on day k), metrics refreshed on
+    ``refreshed``, one call a day with each account from 2026-10-05 (``notes``) and the
+    Batch API release (meter ``api``, feature ``api``) on 2026-09-15."""
+    meter = Meter.objects.create(key="api", name="API calls", unit="call", feature="api")
+    MeterTier.objects.create(meter=meter, up_to=None, unit_price="1")
+    accounts = [
+        Account.objects.create(external_id=f"ACC-{i}", name=f"Account {i}", segment=segment)
+        for i, segment in enumerate((Segment.ENTERPRISE, Segment.MID_MARKET, Segment.SMB), start=1)
+    ]
+    first = dt.date(2026, 8, 1)
+    rows = []
+    for i, account in enumerate(accounts, start=1):
+        for k in range((dt.date(2026, 11, 10) - first).days + 1):
+            value = Decimal(100 * i + k)
+            day = first + dt.timedelta(days=k)
+            rows.append(
+                DailyRollup(account=account, meter=meter, day=day, quantity=value, revenue=value, event_count=1)
+            )
+        Ownership.objects.create(account=account, person=ae, role=OwnerRole.LAND_AE, start_on=first)
+    DailyRollup.objects.bulk_create(rows)
+    for day in refreshed:
+        refresh_metrics(as_of=day)
+    activities = [
+        Activity.objects.create(
+            account=account, person=ae, occurred_on=dt.date(2026, 10, 5 + i), kind="call", notes=notes[i]
+        )
+        for i, account in enumerate(accounts)
+    ]
+    release = ProductRelease.objects.create(released_on=dt.date(2026, 9, 15), name="Batch API", features=["api"])
+    release.meters.add(meter)
+    return {"meter": meter, "accounts": accounts, "activities": activities, "release": release}

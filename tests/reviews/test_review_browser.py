@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from decimal import Decimal
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from accounts.models import Account, Activity, OwnerRole, Ownership, Segment
+from accounts.models import Activity
 from reviews import services
 from reviews.models import ActionItem, ActionStatus, Review, ReviewStatus
 from revops.models import Role
 from revops.templatetags.fmt import money_short
 from tests.browser import DEFAULT_TIMEOUT_MS, log_in, screenshot
 from tests.factories import UserFactory
-from usage.models import DailyRollup, Meter, MeterTier, PortfolioMetrics, ProductRelease
-from usage.services import refresh_metrics
+from tests.reviews.conftest import build_review_company
+from usage.models import PortfolioMetrics
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,48 +31,16 @@ OCT_END = dt.date(2026, 10, 31)
 
 
 def _company(ae):
-    """Three accounts with daily usage from August to 2026-11-10 (owned by ``ae``), metrics
-    refreshed at September's and October's ends, a call with each account in October and
-    the Batch API release in September (as in test_workflow's ``company``)."""
-    meter = Meter.objects.create(key="api", name="API calls", unit="call", feature="api")
-    MeterTier.objects.create(meter=meter, up_to=None, unit_price="1")
-    accounts = [
-        Account.objects.create(external_id=f"ACC-{i}", name=f"Account {i}", segment=segment)
-        for i, segment in enumerate((Segment.ENTERPRISE, Segment.MID_MARKET, Segment.SMB), start=1)
-    ]
-    first = dt.date(2026, 8, 1)
-    rows = []
-    for i, account in enumerate(accounts, start=1):
-        for k in range((dt.date(2026, 11, 10) - first).days + 1):
-            value = Decimal(100 * i + k)
-            rows.append(
-                DailyRollup(
-                    account=account,
-                    meter=meter,
-                    day=first + dt.timedelta(days=k),
-                    quantity=value,
-                    revenue=value,
-                    event_count=1,
-                )
-            )
-        Ownership.objects.create(account=account, person=ae, role=OwnerRole.LAND_AE, start_on=first)
-    DailyRollup.objects.bulk_create(rows)
-    refresh_metrics(as_of=dt.date(2026, 9, 30))
-    refresh_metrics(as_of=OCT_END)
-    notes = (
-        "Asked for a batch price; nightly jobs make most of their calls.",
-        "Moving the nightly sync to the Batch API once it is priced.",
-        "Would commit more if batch calls were cheaper.",
+    """test_workflow's company, with metrics at September's and October's ends and real-sounding calls."""
+    return build_review_company(
+        ae,
+        notes=(
+            "Asked for a batch price; nightly jobs make most of their calls.",
+            "Moving the nightly sync to the Batch API once it is priced.",
+            "Would commit more if batch calls were cheaper.",
+        ),
+        refreshed=(dt.date(2026, 9, 30), OCT_END),
     )
-    activities = [
-        Activity.objects.create(
-            account=account, person=ae, occurred_on=dt.date(2026, 10, 5 + i), kind="call", notes=notes[i]
-        )
-        for i, account in enumerate(accounts)
-    ]
-    release = ProductRelease.objects.create(released_on=dt.date(2026, 9, 15), name="Batch API", features=["api"])
-    release.meters.add(meter)
-    return {"meter": meter, "accounts": accounts, "activities": activities, "release": release}
 
 
 def _activity_label(activity: Activity) -> str:

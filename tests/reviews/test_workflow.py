@@ -11,12 +11,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
 from django.test import Client
 
-from accounts.models import Account, Activity, OwnerRole, Ownership, Segment
+from accounts.models import Account, Activity
 from reviews import services
 from reviews.models import ActionItem, ActionStatus, ReviewStatus, SalesPattern
 from revops.models import Role
 from tests.factories import UserFactory
-from usage.models import DailyRollup, Meter, MeterTier, PortfolioMetrics, ProductRelease
+from tests.reviews.conftest import build_review_company
+from usage.models import DailyRollup, PortfolioMetrics
 from usage.services import refresh_metrics
 
 OCT = dt.date(2026, 10, 1)
@@ -38,35 +39,7 @@ def people(db, with_totp):
 
 @pytest.fixture
 def company(people):
-    """Three accounts with daily usage from August to 2026-11-10, metrics refreshed at
-    October's end, activities logged in October and a release in September."""
-    meter = Meter.objects.create(key="api", name="API calls", unit="call", feature="api")
-    MeterTier.objects.create(meter=meter, up_to=None, unit_price="1")
-    accounts = [
-        Account.objects.create(external_id=f"ACC-{i}", name=f"Account {i}", segment=segment)
-        for i, segment in enumerate((Segment.ENTERPRISE, Segment.MID_MARKET, Segment.SMB), start=1)
-    ]
-    first = dt.date(2026, 8, 1)
-    rows = []
-    for i, account in enumerate(accounts, start=1):
-        for k in range((dt.date(2026, 11, 10) - first).days + 1):
-            day = first + dt.timedelta(days=k)
-            value = Decimal(100 * i + k)
-            rows.append(
-                DailyRollup(account=account, meter=meter, day=day, quantity=value, revenue=value, event_count=1)
-            )
-        Ownership.objects.create(account=account, person=people["ae"], role=OwnerRole.LAND_AE, start_on=first)
-    DailyRollup.objects.bulk_create(rows)
-    refresh_metrics(as_of=dt.date(2026, 10, 31))
-    activities = [
-        Activity.objects.create(
-            account=a, person=people["ae"], occurred_on=dt.date(2026, 10, 5 + i), kind="call", notes=f"Call {i}"
-        )
-        for i, a in enumerate(accounts)
-    ]
-    release = ProductRelease.objects.create(released_on=dt.date(2026, 9, 15), name="Batch API", features=["api"])
-    release.meters.add(meter)
-    return {"meter": meter, "accounts": accounts, "activities": activities, "release": release}
+    return build_review_company(people["ae"])
 
 
 def _fill(review, people, company, *, patterns=2, decisions=1):
