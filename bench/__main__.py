@@ -18,8 +18,9 @@ import time
 from bench import common
 
 # bulk_import leaves the 10M-event database that rollup_fold reuses; api_ingest runs on it after.
-# metrics_refresh and comp_run generate their own databases (revops_bench_metrics, revops_bench_comp).
-BENCHES = ("bulk_import", "rollup_fold", "api_ingest", "seed_demo", "metrics_refresh", "comp_run")
+# metrics_refresh, comp_run and forecast_run generate their own databases (revops_bench_metrics,
+# revops_bench_comp, revops_bench_forecast).
+BENCHES = ("bulk_import", "rollup_fold", "api_ingest", "seed_demo", "metrics_refresh", "comp_run", "forecast_run")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="comp_run: keep revops_bench_comp when it already holds the generated data.",
     )
+    parser.add_argument(
+        "--reuse-forecast",
+        action="store_true",
+        help="forecast_run: keep revops_bench_forecast when it already holds the generated data.",
+    )
     args = parser.parse_args(argv)
 
     only = [n for n in args.only.split(",") if n]
@@ -54,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed_demo": [],
         "metrics_refresh": ["--reuse"] if args.reuse_metrics else [],
         "comp_run": ["--reuse"] if args.reuse_comp else [],
+        "forecast_run": ["--reuse"] if args.reuse_forecast else [],
     }
 
     rows: list[common.Row] = []

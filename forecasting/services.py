@@ -2,10 +2,13 @@
 
 ``run_forecasts`` reads each batch's daily revenue (the last 365 days up to ``as_of``,
 summed over meters, one SQL statement per batch), forecasts each account with
-``forecasting.engine`` and writes the snapshot. Accounts that already have a snapshot
-for ``as_of`` are skipped, so a re-run or an overlapping shard changes nothing. Shards
-split accounts by ``id % shards``; the engine is deterministic, so one run or N shards
-write the same numbers.
+``forecasting.engine`` and writes the snapshot. Accounts under 8 weeks old follow their
+segment's cohort ramp curve (``cohort_curves``: computed once per run from the land
+trajectories as of ``as_of``, so a backdated run sees only data up to that day), placed
+on it by the months since their own land was signed (``cohort_days``). Accounts
+that already have a snapshot for ``as_of`` are skipped, so a re-run or an overlapping
+shard changes nothing. Shards split accounts by ``id % shards``; the engine is
+deterministic, so one run or N shards write the same numbers.
 """
 
 from __future__ import annotations
@@ -17,16 +20,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import Min
 from django.db.models.functions import Mod
 from django.utils import timezone
 
-from accounts.models import Account
-from forecasting import engine
+from accounts.models import Account, Contract
+from forecasting import cohorts, engine
 from forecasting.models import AccountForecast, ForecastPoint, ForecastRun
 
 HISTORY_DAYS = 365
 HORIZON = 365
 DAILY_DAYS = 90  # points stored daily up to here, then as 7-day sums (see models)
+TOTAL_HORIZONS = (90, 180, 365)  # totals stored on each snapshot, with their intervals
 BATCH = 250
 
 DAILY_REVENUE_SQL = """
@@ -65,6 +70,29 @@ def shard_account_ids(*, shard: int | None, shards: int) -> list[int]:
     return list(accounts.values_list("pk", flat=True))
 
 
+def cohort_curves(*, as_of: dt.date) -> dict[str, list[Decimal]]:
+    """Each segment's pooled median ramp (normalized monthly revenue, month 1 first) as of ``as_of``,
+    cut at its level-off month (flat after it); segments without a median are left out."""
+    ramps = cohorts.segment_ramps(cohorts.land_trajectories(as_of=as_of))
+    return {
+        segment: ramp.median[: ramp.level_off] if ramp.level_off else ramp.median
+        for segment, ramp in ramps.items()
+        if ramp.median
+    }
+
+
+def cohort_days(account_ids: Sequence[int], *, as_of: dt.date) -> dict[int, int]:
+    """Where ``as_of`` falls on each account's cohort curve: days since the first day of its land's
+    signing month (the curves' month 1). Accounts without a contract signed by ``as_of`` are left out."""
+    lands = (
+        Contract.objects.filter(account_id__in=account_ids, signed_on__lte=as_of)
+        .values("account_id")
+        .annotate(land=Min("signed_on"))
+        .values_list("account_id", "land")
+    )
+    return {pk: (as_of - land.replace(day=1)).days for pk, land in lands}
+
+
 def _batches(items: list[int], size: int) -> Iterable[list[int]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -93,6 +121,7 @@ def run_forecasts(*, as_of: dt.date, shard: int | None = None, shards: int = 1, 
     started = time.monotonic()
     ids = shard_account_ids(shard=shard, shards=shards)
     run = ForecastRun.objects.create(as_of=as_of, shard=shard or 0, shards=shards, started_at=timezone.now())
+    curves: dict[str, list[Decimal]] | None = None  # read once, when the first account needs forecasting
     done = skipped = 0
     methods: dict[str, int] = {}
     for chunk in _batches(ids, batch):
@@ -103,10 +132,21 @@ def run_forecasts(*, as_of: dt.date, shard: int | None = None, shards: int = 1, 
         skipped += len(existing)
         if not todo:
             continue
+        if curves is None:
+            curves = cohort_curves(as_of=as_of)
         # Fit outside the transaction: a batch of fits takes seconds and holds no locks.
-        # Points are made per account at once, so each one's simulated paths (1.5 MB) are freed.
+        segments = dict(Account.objects.filter(pk__in=todo).values_list("pk", "segment"))
+        positions = cohort_days(todo, as_of=as_of)  # no land, no place on a cohort curve
         forecasts = {
-            pk: _prepare(engine.forecast_account_series(values, horizon=HORIZON), as_of=as_of)
+            pk: _prepare(
+                engine.forecast_account_series(
+                    values,
+                    horizon=HORIZON,
+                    cohort_curve=curves.get(segments[pk]) if pk in positions else None,
+                    cohort_day=positions.get(pk),
+                ),
+                as_of=as_of,
+            )
             for pk, values in history_for(todo, as_of=as_of).items()
         }
         written = _write(forecasts, as_of=as_of)
@@ -127,12 +167,25 @@ class _Prepared:
     history_days: int
     components: dict
     rows: list[tuple[dt.date, int, engine.Point]]
+    totals: dict[str, Decimal]  # AccountForecast's naive_daily and next_{h}[_lower|_upper] fields
+
+
+def horizon_totals(forecast: engine.SeriesForecast) -> dict[str, Decimal]:
+    """The 90/180/365-day totals with the 80% interval of each total (not a sum of daily bounds)."""
+    fields = {"naive_daily": Decimal(forecast.components.get("naive_daily", "0")).quantize(engine.CENT)}
+    for horizon, total in zip(TOTAL_HORIZONS, forecast.sums([(1, h) for h in TOTAL_HORIZONS]), strict=True):
+        fields |= {
+            f"next_{horizon}": total.value,
+            f"next_{horizon}_lower": total.lower,
+            f"next_{horizon}_upper": total.upper,
+        }
+    return fields
 
 
 def _prepare(forecast: engine.SeriesForecast, *, as_of: dt.date) -> _Prepared:
     # A "none" forecast stores no points: its revenue is zero every day.
     rows = [] if forecast.method == "none" else stored_points(forecast, as_of=as_of)
-    return _Prepared(forecast.method, forecast.history_days, forecast.components, rows)
+    return _Prepared(forecast.method, forecast.history_days, forecast.components, rows, horizon_totals(forecast))
 
 
 @transaction.atomic
@@ -152,6 +205,7 @@ def _write(forecasts: dict[int, _Prepared], *, as_of: dt.date) -> int:
             method=forecasts[pk].method,
             history_days=forecasts[pk].history_days,
             components=forecasts[pk].components,
+            **forecasts[pk].totals,
         )
         for pk in new
     )

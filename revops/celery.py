@@ -7,6 +7,9 @@ import os
 from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revops.settings.base")
+# One BLAS thread per worker process: forecast shards run one per core, and OpenBLAS's own
+# threads made each fit 3-4x slower by fighting the other shard (bench.forecast_run).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 app = Celery("revops")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -128,3 +128,106 @@ def test_a_shard_outside_the_range_is_refused(company):
     with pytest.raises(ForecastError, match=r"shard must be in 0\.\.1"):
         run_forecasts(as_of=AS_OF, shard=2, shards=2)
     assert not ForecastRun.objects.exists()
+
+
+# --- Cohort fallback ------------------------------------------------------------------------
+
+
+def land(acct, signed_on: dt.date, arr: str = "12000") -> None:
+    from accounts.models import Contract, PricingModel
+
+    Contract.objects.create(
+        external_id=f"land-{acct.external_id}",
+        account=acct,
+        pricing_model=PricingModel.COMMIT,
+        signed_on=signed_on,
+        start_on=signed_on,
+        end_on=signed_on + dt.timedelta(days=364),
+        committed_arr=Decimal(arr),
+    )
+
+
+@pytest.fixture
+def smb_ramp(make_account, spend):
+    """Three SMB lands signed 2026-01-01 at $12,000 ARR ($1,000 a month) consuming $500, $750, $1,000 and
+    $1,000 in their months 1–4: the SMB curve doubles from month 1 to month 3 (normalized .5 .75 1 1)."""
+    from accounts.models import Segment
+
+    for k in range(3):
+        acct = make_account(f"cohort-{k}", segment=Segment.SMB)
+        land(acct, dt.date(2026, 1, 1))
+        for month, amount in ((1, "500"), (2, "750"), (3, "1000"), (4, "1000")):
+            spend(acct, dt.date(2026, month, 1), [Decimal(amount)])
+
+
+def daily_values(as_of=AS_OF) -> dict[str, dict[int, Decimal]]:
+    """Per account, the stored daily points by offset (1 = the day after as-of)."""
+    return {
+        external_id: {(day - as_of).days: value for day, days, value, _low, _high in points if days == 1}
+        for external_id, points in snapshot(as_of).items()
+    }
+
+
+def test_a_young_account_follows_its_segments_cohort_curve(smb_ramp, make_account, spend):
+    from accounts.models import Segment
+
+    young = make_account("young-smb", segment=Segment.SMB)
+    land(young, AS_OF - dt.timedelta(days=20))  # signed 2026-04-10: April is its month 1
+    spend(young, AS_OF - dt.timedelta(days=20), [Decimal(100)] * 21)  # 3 weeks of usage
+    mid = make_account("young-mm", segment=Segment.MID_MARKET)  # no mid-market cohort
+    land(mid, AS_OF - dt.timedelta(days=20))
+    spend(mid, AS_OF - dt.timedelta(days=20), [Decimal(100)] * 21)
+    unsigned = make_account("young-unsigned", segment=Segment.SMB)  # no land: no place on the curve
+    spend(unsigned, AS_OF - dt.timedelta(days=20), [Decimal(100)] * 21)
+
+    result = run_forecasts(as_of=AS_OF)
+
+    methods = dict(AccountForecast.objects.values_list("account__external_id", "method"))
+    assert (methods["young-smb"], methods["young-mm"], methods["young-unsigned"]) == ("cohort", "run_rate", "run_rate")
+    assert result.methods["cohort"] == 1
+    values = daily_values()
+    # As of April 30 (the last day of its month 1): May (month 2) at × 1.5, then × 2 from day 31 on, flat.
+    assert (values["young-smb"][1], values["young-smb"][30]) == (150, 150)
+    assert (values["young-smb"][31], values["young-smb"][90]) == (200, 200)
+    assert set(values["young-mm"].values()) == set(values["young-unsigned"].values()) == {Decimal("100.00")}
+    components = AccountForecast.objects.get(account=young).components
+    assert components["cohort_curve"] == [0.5, 0.75, 1.0, 1.0]
+    assert (components["cohort_month"], components["cohort_day"]) == (1, 29)
+
+
+def test_a_backdated_run_uses_the_cohort_curve_as_it_was_that_day(smb_ramp, make_account, spend):
+    from accounts.models import Segment
+
+    young = make_account("young-smb", segment=Segment.SMB)
+    land(young, dt.date(2026, 3, 1))
+    spend(young, dt.date(2026, 3, 1), [Decimal(100)] * 61)  # from March 1 to April 30
+    as_of = dt.date(2026, 3, 20)  # 20 days old; only January and February are complete months
+
+    run_forecasts(as_of=as_of)
+
+    forecast = AccountForecast.objects.get(account=young, as_of=as_of)
+    assert forecast.method == "cohort"
+    assert forecast.components["cohort_curve"] == [0.5, 0.75]
+    values = daily_values(as_of)["young-smb"]
+    # Month 2 starts 30 days after March 1 (offset 11); March's growth to 1.0 is not known yet.
+    assert (values[1], values[10], values[11], values[90]) == (100, 100, 150, 150)
+
+
+def test_each_snapshot_stores_its_horizon_totals_with_the_interval_of_the_total(company):
+    run_forecasts(as_of=AS_OF)
+    for forecast in AccountForecast.objects.filter(as_of=AS_OF).select_related("account"):
+        points = list(forecast.points.order_by("day"))
+        daily = points[:90]
+        assert forecast.next_90 == sum((p.value for p in daily), Decimal(0))
+        assert forecast.next_365 == sum((p.value for p in points), Decimal(0))
+        for h in (90, 180, 365):
+            value, lower, upper = (getattr(forecast, f"next_{h}{s}") for s in ("", "_lower", "_upper"))
+            assert lower <= value <= upper
+        if forecast.method == "ets":
+            # Errors of different days partly cancel: narrower than the sum of the daily bounds.
+            assert forecast.next_90_upper < sum((p.upper for p in daily), Decimal(0))
+            assert forecast.next_90_lower > sum((p.lower for p in daily), Decimal(0))
+    idle = AccountForecast.objects.get(account__external_id="idle", as_of=AS_OF)
+    assert (idle.next_365, idle.next_365_upper, idle.naive_daily) == (0, 0, 0)
+    steady = AccountForecast.objects.get(account__external_id="steady", as_of=AS_OF)
+    assert steady.naive_daily == Decimal(steady.components["naive_daily"]).quantize(Decimal("0.01"))
