@@ -218,3 +218,55 @@ def _write(forecasts: dict[int, _Prepared], *, as_of: dt.date) -> int:
         batch_size=5000,
     )
     return len(new)
+
+
+def _run_shard(as_of: dt.date, shard: int, shards: int) -> RunResult:
+    from django.db import connections
+
+    connections.close_all()  # a forked child must not share its parent's connection
+    try:
+        return run_forecasts(as_of=as_of, shard=shard, shards=shards)
+    finally:
+        connections.close_all()
+
+
+def run_forecasts_parallel(*, as_of: dt.date, processes: int = 2, meanwhile=None) -> RunResult:
+    """``run_forecasts`` split into ``processes`` shards run at once in forked processes (the
+    demo seed and the command use it; the nightly job spreads shards over Celery workers
+    instead). The engine is deterministic, so the result is what one process would store.
+
+    ``meanwhile`` (a callable) runs in this process while the shards work, for a caller with
+    other work that does not need the forecasts (the demo seed runs comp meanwhile)."""
+    import multiprocessing
+
+    from django.db import connections
+
+    started = time.monotonic()
+    if connection.in_atomic_block:
+        # Other processes cannot see this transaction's rows: forecast here, one shard after another.
+        if meanwhile is not None:
+            meanwhile()
+        results = [run_forecasts(as_of=as_of, shard=shard, shards=processes) for shard in range(processes)]
+        return _combined(as_of, results, started)
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    with context.Pool(max(1, processes)) as pool:
+        pending = pool.starmap_async(_run_shard, [(as_of, shard, processes) for shard in range(processes)])
+        if meanwhile is not None:
+            meanwhile()
+        results = pending.get()
+    return _combined(as_of, results, started)
+
+
+def _combined(as_of: dt.date, results: Sequence[RunResult], started: float) -> RunResult:
+    methods: dict[str, int] = {}
+    for result in results:
+        for method, n in result.methods.items():
+            methods[method] = methods.get(method, 0) + n
+    return RunResult(
+        as_of=as_of,
+        accounts=sum(r.accounts for r in results),
+        skipped=sum(r.skipped for r in results),
+        seconds=time.monotonic() - started,
+        methods=methods,
+    )

@@ -109,7 +109,7 @@ def main() -> int:
         (devservices.RUN_DIR / folder).mkdir(parents=True, exist_ok=True)
 
     _manage("migrate", "--noinput", "-v", "0")
-    _manage("seed_demo", "--if-empty")
+    _manage("seed_demo", "--if-empty", "--forecast-history")
 
     venv_bin = os.path.dirname(sys.executable)
     schedule = str(devservices.RUN_DIR / "celery" / "beat-schedule")

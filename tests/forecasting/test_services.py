@@ -231,3 +231,22 @@ def test_each_snapshot_stores_its_horizon_totals_with_the_interval_of_the_total(
     assert (idle.next_365, idle.next_365_upper, idle.naive_daily) == (0, 0, 0)
     steady = AccountForecast.objects.get(account__external_id="steady", as_of=AS_OF)
     assert steady.naive_daily == Decimal(steady.components["naive_daily"]).quantize(Decimal("0.01"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_forked_processes_store_what_one_process_does(company):
+    from django.db import connection
+
+    from forecasting.services import run_forecasts_parallel
+
+    ran_meanwhile = []
+    result = run_forecasts_parallel(as_of=AS_OF, processes=2, meanwhile=lambda: ran_meanwhile.append(True))
+    assert (result.accounts, result.skipped, ran_meanwhile) == (4, 0, [True])
+    assert ForecastRun.objects.filter(as_of=AS_OF).count() == 2  # one run per shard
+    parallel = snapshot()
+    totals = dict(AccountForecast.objects.values_list("account__external_id", "next_365_upper"))
+    with connection.cursor() as cursor:  # snapshots refuse DELETE; start over for the comparison
+        cursor.execute("TRUNCATE forecasting_forecastpoint, forecasting_accountforecast, forecasting_forecastrun")
+    run_forecasts(as_of=AS_OF)
+    assert snapshot() == parallel
+    assert dict(AccountForecast.objects.values_list("account__external_id", "next_365_upper")) == totals

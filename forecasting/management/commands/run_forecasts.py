@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from forecasting.services import ForecastError, run_forecasts
+from forecasting.services import ForecastError, run_forecasts, run_forecasts_parallel
 from usage.management.commands.refresh_metrics import _date
 from usage.tasks import yesterday
 
@@ -17,9 +17,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--as-of", type=_date, default=None, help="YYYY-MM-DD (default: yesterday, UTC).")
         parser.add_argument("--shards", type=int, default=1, help="Run the shards one after another (default 1).")
+        parser.add_argument(
+            "--processes", type=int, default=1, help="Run that many shards at once in parallel processes (default 1)."
+        )
 
-    def handle(self, *args, as_of, shards, **options):
+    def handle(self, *args, as_of, shards, processes=1, **options):
         day = as_of or yesterday()
+        if processes > 1:
+            result = run_forecasts_parallel(as_of=day, processes=processes)
+            methods = ", ".join(f"{k} {v}" for k, v in sorted(result.methods.items())) or "none new"
+            self.stdout.write(
+                f"{day} in {processes} processes: {result.accounts} forecast, {result.skipped} skipped "
+                f"in {result.seconds:.1f}s ({methods})."
+            )
+            return
         try:
             for shard in range(shards):
                 result = run_forecasts(as_of=day, shard=shard if shards > 1 else None, shards=shards)
