@@ -7,13 +7,17 @@ with 80% prediction intervals:
 * "ets" (at least ``MIN_HISTORY_DAYS`` = 8 weeks of history since first usage): Holt-Winters
   exponential smoothing with an additive damped trend and additive weekly seasonality
   (statsmodels ``ExponentialSmoothing``, m = 7). The mean and the intervals come in closed
-  form from the linear innovations state-space model that statsmodels'
-  ``simulate(error="add")`` simulates, with the fitted α, β, γ (``smoothing_level``,
-  ``smoothing_trend``, ``smoothing_seasonal``, used as-is) and φ, and the last fitted
-  level l_T, trend b_T and seasons s::
+  form from the fitted model's own recursions (statsmodels' Holt-Winters updates:
+  l_t = α(y_t − s_{t−m}) + (1−α)(l_{t−1} + φb_{t−1}), b_t = β*(l_t − l_{t−1}) + (1−β*)φb_{t−1},
+  s_t = γ(y_t − l_{t−1} − φb_{t−1}) + (1−γ)s_{t−m}) written in innovations form, with the
+  fitted α, β* (``smoothing_trend``), γ and φ and the last fitted level l_T, trend b_T and
+  seasons s::
 
       y_{T+h} = l_T + (φ + … + φ^h)·b_T + s_{T+h−m·k} + e_{T+h} + Σ_{j=1}^{h−1} c_j·e_{T+h−j}
-      c_j = α + β·(φ + … + φ^j) + γ·[j mod m = 0],   e ~ N(0, σ²) independent,
+      c_j = α + α·β*·(φ + … + φ^j) + γ·[j mod m = 0],   e ~ N(0, σ²) independent,
+
+  (statsmodels' ``simulate`` puts β* where α·β* belongs, which inflates the trend's noise by
+  1/α: a year out, intervals ten times the forecast on the demo data)
 
   with k = ⌈h/m⌉ (the last fitted season of that weekday) and σ² = Σ resid² / (n − 13)
   as statsmodels computes it (resid = y − fitted values, 13 = the model's parameter
@@ -259,7 +263,9 @@ def ets_distribution(fit, horizon: int) -> _Gaussian:
 
     params = fit.params
     alpha = float(params["smoothing_level"])
-    beta = float(params["smoothing_trend"])
+    # statsmodels' smoothing_trend is Holt's β* (on the change in level); in the innovations form
+    # the trend moves by α·β*·e (b_t = φb_{t−1} + β*(l_t − l_{t−1} − φb_{t−1}), l_t − l_{t−1} − φb_{t−1} = α·e).
+    beta = alpha * float(params["smoothing_trend"])
     gamma = float(params["smoothing_seasonal"])
     phi = float(params["damping_trend"])
     resid = np.asarray(fit.model.endog, dtype=float) - np.asarray(fit.fittedvalues)
