@@ -11,7 +11,8 @@ from usage.tasks import yesterday
 NIGHTLY_SHARDS = 2
 
 
-@shared_task(acks_late=True, time_limit=60, expires=6 * 3600)
+# The soft limit must not exceed the hard one (the app default soft limit is 25 minutes).
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60, expires=6 * 3600)
 def run_forecasts_nightly(as_of: str | None = None, shards: int = NIGHTLY_SHARDS) -> dict:
     """Fan out one ``run_forecast_shard`` per shard for ``as_of`` (default yesterday, UTC)."""
     day = as_of or yesterday().isoformat()

@@ -138,7 +138,7 @@ def seed_reviews(as_of: dt.date, *, months: int = 3) -> list[Review]:
             review, leader, title=title, owner=owner, due_on=snapshot.month_end(month) + dt.timedelta(days=30)
         )
         if not services.finalize_problems(review):
-            services.finalize(
+            review = services.finalize(
                 review, leader, summary=f"Reviewed the {month:%B} numbers, patterns and roadmap; actions assigned."
             )
         reviews.append(review)

@@ -81,7 +81,7 @@ def run_import_job(self, job_id: int) -> str | None:
     return job.status if job else None
 
 
-@shared_task(acks_late=True, time_limit=60)
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
 def requeue_stale_import_jobs() -> list[int]:
     """Safety net for jobs whose task is gone too: re-send the stale ones (the claim decides)."""
     from usage.jobs import import_jobs_stale
@@ -135,7 +135,14 @@ def refresh_metrics(as_of: str | None = None) -> dict:
     }
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, time_limit=600)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=540,
+    time_limit=600,
+)
 def send_alert_digests() -> dict:
     """The daily digest: one email per CSM with open alerts, one Slack post per team with a webhook."""
     from usage.notifications import send_digests

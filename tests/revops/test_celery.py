@@ -60,3 +60,24 @@ def test_ping_round_trips_through_a_worker_on_the_filesystem_transport(celery_wo
 
     assert worker.call("revops.tasks.ping", "hello") == "hello"
     assert list(folders["data_folder_in"].iterdir()) == []  # consumed, not left behind
+
+
+def test_every_task_can_be_enqueued_its_soft_limit_within_its_hard_limit():
+    """Celery refuses to send a task whose soft time limit (its own, else the app default of
+    25 minutes) exceeds its hard limit, so a task with a short hard limit needs its own soft
+    one, or beat could never enqueue it."""
+    from django.conf import settings
+
+    from revops.celery import app
+
+    app.autodiscover_tasks(force=True)
+    ours = {
+        name: task
+        for name, task in app.tasks.items()
+        if name.split(".")[0] in {"revops", "usage", "comp", "forecasting", "reviews"}
+    }
+    assert {"forecasting.tasks.run_forecasts_nightly", "usage.tasks.requeue_stale_import_jobs"} <= set(ours)
+    for name, task in ours.items():
+        soft = task.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
+        hard = task.time_limit or settings.CELERY_TASK_TIME_LIMIT
+        assert soft <= hard, f"{name}: soft limit {soft}s > hard limit {hard}s"
