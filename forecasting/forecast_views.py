@@ -102,29 +102,36 @@ def forecast_page(request: HttpRequest) -> HttpResponse:
         "methods": dict(ForecastMethod.choices),
     }
     if as_of is not None:
-        totals = rollups.rolled_totals(scope.accounts, as_of=as_of)
-        points = rollups.rolled_points(scope.accounts, as_of=as_of)
-        first_actual = as_of - dt.timedelta(days=ACTUAL_DAYS - 1)
-        actuals = rollups.actual_daily(scope.accounts, first=first_actual, last=as_of)
         order = form.cleaned_data["order"] or "next_90"
         page = Paginator(rollups.account_forecasts(scope.accounts, as_of=as_of, order=ORDERS[order]), PAGE_SIZE)
         context |= {
-            "totals": totals,
-            "headline": [(h, totals.totals[h], totals.run_rate_total(h)) for h in rollups.HORIZONS],
-            "figure": fan_figure(
-                points, actuals, first_actual=first_actual, as_of=as_of, title=f"{scope.label}: revenue per day"
-            ),
-            "breakdowns": _breakdowns(request.user, scope, as_of=as_of),
             "page": page.get_page(form.cleaned_data["page"] or 1),
             "order": order,
             "base_query": f"{scope.query}&as_of={as_of.isoformat()}",
         }
-    template = (
-        "forecasting/forecast.html#accounts"
-        if request.htmx and request.GET.get("page")
-        else "forecasting/forecast.html"
-    )
-    return render(request, template, context)
+        if request.htmx and request.GET.get("page"):  # the accounts table alone
+            return render(request, "forecasting/forecast.html#accounts", context)
+        totals = rollups.rolled_totals(scope.accounts, as_of=as_of)
+        first_actual = as_of - dt.timedelta(days=ACTUAL_DAYS - 1)
+        context |= {
+            "totals": totals,
+            "headline": [(h, totals.totals[h], totals.run_rate_total(h)) for h in rollups.HORIZONS],
+            "figure": fan_figure(
+                rollups.cached_points(scope, as_of=as_of),
+                rollups.cached_actuals(scope, first=first_actual, last=as_of),
+                first_actual=first_actual,
+                as_of=as_of,
+                title=f"{scope.label}: revenue per day",
+            ),
+            "breakdowns": rollups.cached(
+                "breakdowns",
+                scope,
+                as_of,
+                "all" if sees_company(request.user) else request.user.pk,  # a manager sees only their teams
+                compute=lambda: _breakdowns(request.user, scope, as_of=as_of),
+            ),
+        }
+    return render(request, "forecasting/forecast.html", context)
 
 
 @require_GET
@@ -157,8 +164,8 @@ def account_panel(request: HttpRequest, external_id: str) -> HttpResponse:
             "headline": [(h, totals.totals[h], totals.run_rate_total(h)) for h in rollups.HORIZONS],
             "totals": totals,
             "figure": fan_figure(
-                rollups.rolled_points(scope.accounts, as_of=as_of),
-                rollups.actual_daily(scope.accounts, first=first_actual, last=as_of),
+                rollups.cached_points(scope, as_of=as_of),
+                rollups.cached_actuals(scope, first=first_actual, last=as_of),
                 first_actual=first_actual,
                 as_of=as_of,
                 title="Revenue per day: actual and forecast",

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, F, Max, QuerySet, Sum
 from django.db.models.functions import Power, Sqrt
@@ -34,6 +35,7 @@ from accounts.access import accounts_visible_to, owned_accounts
 from accounts.models import Account, Segment
 from forecasting.models import AccountForecast, ForecastPoint
 from revops.access import people_in_scope, sees_company
+from revops.clock import today_utc
 from revops.models import Team, User
 from usage.metrics import subtree_ids
 from usage.models import DailyRollup
@@ -319,6 +321,42 @@ def account_forecasts(accounts: QuerySet[Account], *, as_of: dt.date, order: str
     """Each account's snapshot in the scope, for the drill-down table (paginate it)."""
     return (
         AccountForecast.objects.filter(as_of=as_of, account__in=accounts)
-        .select_related("account")
-        .order_by(order, "account__external_id")
+        # Accounts in a second query: joined, the planner nested-looped the book's recursive
+        # subquery over the accounts table (0.5 s for a book of 789 accounts).
+        .prefetch_related("account")
+        .order_by(order, "account_id")
     )
+
+
+# --- Cached reads for the pages -----------------------------------------------------------------
+#
+# The fan chart sums every stored point of the scope (650,000 rows for 5,000 accounts) and
+# the actuals read 120 days of rollups: about 1.3 s and 1.5 s each at that size. A
+# snapshot never changes, so the summed points are cached under the scope, the day and how
+# many snapshots that day has (a run still writing makes a new key); the scope's accounts
+# come from ownership today, so today is in the key too. Actuals can still change (late
+# usage), so they are kept for ten minutes only. ``scope_for`` has already checked access:
+# a key names a scope, and the same scope holds the same accounts for everyone who can open it.
+
+POINTS_TTL_S = 24 * 3600
+ACTUALS_TTL_S = 10 * 60
+
+
+def _key(*parts) -> str:
+    return "forecasting:" + ":".join(str(p) for p in parts)
+
+
+def cached(name: str, scope: Scope, as_of: dt.date, *extra, compute):
+    """``compute()`` over the snapshots of ``as_of``, kept while they stay as they are."""
+    stored = AccountForecast.objects.filter(as_of=as_of).count()
+    key = _key(name, scope.kind, scope.key, as_of, stored, today_utc(), *extra)
+    return cache.get_or_set(key, compute, POINTS_TTL_S)
+
+
+def cached_points(scope: Scope, *, as_of: dt.date) -> list[RolledPoint]:
+    return cached("points", scope, as_of, compute=lambda: rolled_points(scope.accounts, as_of=as_of))
+
+
+def cached_actuals(scope: Scope, *, first: dt.date, last: dt.date) -> dict[dt.date, Decimal]:
+    key = _key("actuals", scope.kind, scope.key, first, last, today_utc())
+    return cache.get_or_set(key, lambda: actual_daily(scope.accounts, first=first, last=last), ACTUALS_TTL_S)
