@@ -18,7 +18,6 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from accounts.access import account_for
 from forecasting import rollups
 from forecasting.accuracy import HORIZONS as ACCURACY_HORIZONS
 from forecasting.accuracy import snapshot_accuracy
@@ -146,8 +145,8 @@ def accuracy_partial(request: HttpRequest) -> HttpResponse:
 @require_GET
 def account_panel(request: HttpRequest, external_id: str) -> HttpResponse:
     """The account page's forecast: the account with its divisions, as of its newest snapshot."""
-    account = account_for(request.user, external_id, on=today_utc())
-    scope = rollups.scope_for(request.user, ScopeKind.ACCOUNT, account.external_id, on=today_utc())
+    scope = rollups.scope_for(request.user, ScopeKind.ACCOUNT, external_id, on=today_utc())  # 404 outside reach
+    account = scope.root
     own = AccountForecast.objects.filter(account=account).order_by("-as_of").first()
     as_of = own.as_of if own else rollups.latest_as_of(scope.accounts)
     context: dict = {

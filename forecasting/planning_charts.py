@@ -62,7 +62,7 @@ def cohort_figure(ramps: Mapping[str, Cohort]) -> dict:
     }
 
 
-def waterfall_figure(result: Waterfall) -> dict:
+def waterfall_figure(result: Waterfall, **layout) -> dict:
     """Start run rate − churn + new commitments = committed; − realization gap = actual."""
     steps = [
         ("Start run rate", "absolute", result.start_run_rate),
@@ -92,5 +92,6 @@ def waterfall_figure(result: Waterfall) -> dict:
             "title": {"text": f"Realization waterfall {result.start} → {result.end}", "font": {"size": 14}},
             "yaxis": {"tickprefix": "$", "tickformat": ",.3s"},
             "showlegend": False,
+            **layout,
         },
     }

@@ -60,6 +60,7 @@ class Scope:
     key: str
     label: str
     accounts: QuerySet[Account] = field(repr=False, compare=False)
+    root: Account | None = field(default=None, repr=False, compare=False)  # the account of an account scope
 
     @property
     def query(self) -> str:
@@ -112,7 +113,7 @@ def scope_for(user: User, kind: str, key: str, *, on: dt.date) -> Scope:
         ids = subtree_ids([account.pk])
         divisions = len(ids) - 1
         label = account.name + (f" and its {divisions} division{'s' if divisions != 1 else ''}" if divisions else "")
-        return Scope(kind, key, label, Account.objects.filter(pk__in=ids))
+        return Scope(kind, key, label, Account.objects.filter(pk__in=ids), root=account)
     raise Http404("No such scope.")
 
 

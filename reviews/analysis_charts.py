@@ -7,21 +7,26 @@ here, for plotting; every number shown as text comes from the Decimal results.
 from __future__ import annotations
 
 from forecasting.planning_charts import BASE_LAYOUT
-from reviews.attribution import Attribution
 
 ADOPTERS_COLOR = "#3454d1"
 NON_ADOPTERS_COLOR = "#98a2b3"
 
 
-def attribution_figure(result: Attribution) -> dict:
+def attribution_figure(evidence: dict) -> dict | None:
     """Mean daily revenue per account of adopters and non-adopters by day relative to the
-    release, with the release day marked."""
-    offsets = [p.offset for p in result.series]
+    release, with the release day marked. Takes ``Attribution.as_dict()``, the form a product
+    decision stores, so the analysis page and a past review draw the same chart; None
+    without a series."""
+    series = evidence.get("series") or []
+    if not series:
+        return None
+    offsets = [p["offset"] for p in series]
     data = []
-    for name, attr, color, n in (
-        ("Adopters", "adopters", ADOPTERS_COLOR, result.adopters.n),
-        ("Non-adopters", "non_adopters", NON_ADOPTERS_COLOR, result.non_adopters.n),
+    for name, key, color in (
+        ("Adopters", "adopters", ADOPTERS_COLOR),
+        ("Non-adopters", "non_adopters", NON_ADOPTERS_COLOR),
     ):
+        n = evidence[key]["n"]
         if not n:
             continue
         data.append(
@@ -30,8 +35,8 @@ def attribution_figure(result: Attribution) -> dict:
                 "mode": "lines",
                 "name": f"{name} (n = {n})",
                 "x": offsets,
-                "y": [float(getattr(p, attr)) for p in result.series],
-                "customdata": [p.day.isoformat() for p in result.series],
+                "y": [None if p[key] is None else float(p[key]) for p in series],
+                "customdata": [p["day"] for p in series],
                 "hovertemplate": "%{customdata}: $%{y:,.2f}<extra>" + name + "</extra>",
                 "line": {"color": color},
             }

@@ -3,7 +3,12 @@ each decision's evidence), so a past review's charts never change."""
 
 from __future__ import annotations
 
-from forecasting.planning_charts import BASE_LAYOUT
+import datetime as dt
+from decimal import Decimal
+
+from forecasting.planning_charts import BASE_LAYOUT, waterfall_figure
+from forecasting.waterfall import Waterfall
+from reviews.analysis_charts import attribution_figure
 from reviews.models import Review
 
 PALETTE = ("#1d4ed8", "#059669", "#d97706", "#7c3aed", "#dc2626", "#0891b2")
@@ -11,39 +16,6 @@ PALETTE = ("#1d4ed8", "#059669", "#d97706", "#7c3aed", "#dc2626", "#0891b2")
 
 def _f(value) -> float:
     return float(value or 0)
-
-
-def waterfall_figure(w: dict) -> dict:
-    steps = [
-        ("Start run rate", "absolute", _f(w["start_run_rate"])),
-        ("Churn", "relative", -_f(w["churn"])),
-        ("New commitments", "relative", _f(w["new_logo_commitments"]) + _f(w["expansion_commitments"])),
-        ("Committed", "total", _f(w["committed"])),
-        ("Realization gap", "relative", -_f(w["realization_gap"])),
-        ("Actual run rate", "total", _f(w["actual"])),
-    ]
-    return {
-        "data": [
-            {
-                "type": "waterfall",
-                "x": [s[0] for s in steps],
-                "measure": [s[1] for s in steps],
-                "y": [s[2] for s in steps],
-                "connector": {"line": {"color": "#98a2b3"}},
-                "increasing": {"marker": {"color": "#059669"}},
-                "decreasing": {"marker": {"color": "#dc2626"}},
-                "totals": {"marker": {"color": "#1d4ed8"}},
-            }
-        ],
-        "layout": {
-            **BASE_LAYOUT,
-            "height": 320,
-            "margin": {**BASE_LAYOUT["margin"], "b": 90},
-            "title": {"text": f"Realization waterfall {w['start']} → {w['end']}", "font": {"size": 14}},
-            "yaxis": {"tickprefix": "$", "tickformat": ",.3s"},
-            "showlegend": False,
-        },
-    }
 
 
 def usage_figure(series: list[dict]) -> dict:
@@ -72,47 +44,6 @@ def usage_figure(series: list[dict]) -> dict:
     }
 
 
-def release_figure(attribution: dict) -> dict | None:
-    """Adopters vs non-adopters around the release: mean revenue per account per day."""
-    series = attribution.get("series") or []
-    if not series:
-        return None
-    offsets = [p["offset"] for p in series]
-    data = [
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": label,
-            "x": offsets,
-            "y": [None if p[key] is None else float(p[key]) for p in series],
-            "line": {"color": color},
-        }
-        for key, label, color in (("adopters", "Adopters", "#1d4ed8"), ("non_adopters", "Non-adopters", "#98a2b3"))
-    ]
-    name = (attribution.get("release") or {}).get("name", "Release")
-    return {
-        "data": data,
-        "layout": {
-            **BASE_LAYOUT,
-            "height": 280,
-            "title": {"text": f"{name}: mean revenue per account per day, by days from release", "font": {"size": 13}},
-            "xaxis": {"ticksuffix": " d", "zeroline": False},
-            "yaxis": {"tickprefix": "$", "rangemode": "tozero"},
-            "shapes": [
-                {
-                    "type": "line",
-                    "x0": 0,
-                    "x1": 0,
-                    "yref": "paper",
-                    "y0": 0,
-                    "y1": 1,
-                    "line": {"dash": "dot", "color": "#98a2b3"},
-                }
-            ],
-        },
-    }
-
-
 def decision_figures(decision) -> list[tuple[str, dict]]:
     """(element id, figure) for a decision's frozen usage evidence and release attributions."""
     evidence = decision.evidence or {}
@@ -120,12 +51,26 @@ def decision_figures(decision) -> list[tuple[str, dict]]:
     if evidence.get("usage"):
         figures.append((f"decision-{decision.pk}-usage", usage_figure(evidence["usage"])))
     for i, attribution in enumerate(evidence.get("releases", [])):
-        figure = release_figure(attribution)
+        figure = attribution_figure(attribution)
         if figure:
             figures.append((f"decision-{decision.pk}-release-{i}", figure))
     return figures
 
 
 def review_waterfall(review: Review) -> dict | None:
-    snap = review.snapshot or {}
-    return waterfall_figure(snap["waterfall"]) if snap.get("waterfall") else None
+    """The planning page's waterfall, drawn from the values the review froze."""
+    w = (review.snapshot or {}).get("waterfall")
+    if not w:
+        return None
+    result = Waterfall(
+        start=dt.date.fromisoformat(w["start"]),
+        end=dt.date.fromisoformat(w["end"]),
+        start_run_rate=Decimal(w["start_run_rate"]),
+        churn=Decimal(w["churn"]),
+        new_logo_commitments=Decimal(w["new_logo_commitments"]),
+        expansion_commitments=Decimal(w["expansion_commitments"]),
+        actual=Decimal(w["actual"]),
+        churned_accounts=w["churned_accounts"],
+        accounts=0,  # not frozen; the chart does not show it
+    )
+    return waterfall_figure(result, height=320, margin={**BASE_LAYOUT["margin"], "b": 90})

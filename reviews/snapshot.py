@@ -18,10 +18,11 @@ from decimal import Decimal
 
 from django.db.models import Max
 
-from accounts.models import OwnerRole, Ownership, Segment
+from accounts.models import Account, OwnerRole, Ownership, Segment
 from forecasting import cohorts as cohort_analysis
 from forecasting import rollups
 from forecasting import waterfall as realization
+from forecasting.models import AccountForecast
 from usage.metrics import DEFINITIONS
 from usage.models import AccountMetrics, PortfolioMetrics
 
@@ -125,9 +126,6 @@ def _waterfall(month: dt.date, as_of: dt.date) -> dict:
 
 def _forecast(as_of: dt.date) -> dict | None:
     """The company forecast made on the snapshot day (or the newest before it)."""
-    from accounts.models import Account
-    from forecasting.models import AccountForecast
-
     day = AccountForecast.objects.filter(as_of__lte=as_of).aggregate(day=Max("as_of"))["day"]
     if day is None:
         return None

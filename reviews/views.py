@@ -74,11 +74,12 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
     decisions = list(review.decisions.all())
     for decision in decisions:
         decision.figures = charts.decision_figures(decision)
+    metric_columns, metric_rows = presenters.metrics_table(review.snapshot)
     return {
         "review": review,
         "s": review.snapshot,
-        "metric_columns": presenters.metrics_table(review.snapshot)[0],
-        "metric_rows": presenters.metrics_table(review.snapshot)[1],
+        "metric_columns": metric_columns,
+        "metric_rows": metric_rows,
         "waterfall_figure": charts.review_waterfall(review),
         "patterns": list(review.patterns.all()),
         "decisions": decisions,
