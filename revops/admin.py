@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import models
 
 from revops.models import Team, User
 
@@ -25,3 +26,8 @@ class UserAdmin(DjangoUserAdmin):
 class TeamAdmin(admin.ModelAdmin):
     list_display = ["name", "manager"]
     search_fields = ["name"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.URLField):
+            kwargs["assume_scheme"] = "https"  # webhooks are HTTPS; Django 6's default, said now
+        return super().formfield_for_dbfield(db_field, request, **kwargs)

@@ -105,8 +105,10 @@ def main() -> int:
     if not os.environ.get("DATABASE_URL"):
         print("Starting the embedded PostgreSQL (.pgdata/) …", flush=True)
     devservices.database_url(create=True)  # children inherit DATABASE_URL: one handle, ours
-    for folder in ("celery/broker/queue", "celery/broker/processed", "celery/broker/control", "celery/results"):
-        (devservices.RUN_DIR / folder).mkdir(parents=True, exist_ok=True)
+    if not os.environ.get("REDIS_URL"):
+        print("Starting the embedded Redis (.run/redis/) …", flush=True)
+    devservices.redis_url()  # likewise REDIS_URL
+    (devservices.RUN_DIR / "celery").mkdir(parents=True, exist_ok=True)
 
     _manage("migrate", "--noinput", "-v", "0")
     _manage("seed_demo", "--if-empty", "--forecast-history")

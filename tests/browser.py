@@ -51,7 +51,11 @@ SUBMIT = "button[type=submit]:not([form])"
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     """pytest-playwright's launch options (``--headed``, ``--slowmo``) plus Debian's Chromium."""
-    require(CHROMIUM.exists(), f"Chromium ({CHROMIUM})")
+    require(
+        CHROMIUM.exists(),
+        f"Chromium ({CHROMIUM})",
+        install="Install it with: sudo apt-get install chromium chromium-driver (Debian/Ubuntu).",
+    )
     return {
         "headless": True,  # pytest-playwright sets False itself when run with --headed
         **browser_type_launch_args,

@@ -1,26 +1,27 @@
 """Fixtures shared by every app's tests.
 
-Real parts only: PostgreSQL (the machine's or the embedded one), Redis, a Celery worker
-process and headless Chromium. When one is missing a test skips on a developer's
-machine and FAILS in CI (CI=true), so a green CI run really exercised them.
+Real parts only: PostgreSQL and Redis (the machine's when DATABASE_URL / REDIS_URL say so,
+else the project's embedded ones), real Celery worker processes and headless Chromium.
+Only the browser tests may skip, on a developer's machine without Chromium; in CI
+(CI=true) they fail instead, so a green CI run really exercised everything.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlencode, urlparse
+from urllib.parse import quote, urlencode
 
 import pytest
 from celery import Celery
 from django.core.cache import cache
 
+from revops.devservices import with_redis_db
 from revops.models import Role
 from tests.factories import TeamFactory, UserFactory
 
@@ -33,53 +34,37 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-def require(condition: bool, what: str) -> None:
-    """Skip locally, fail in CI, when a real part the test needs is missing."""
+def require(condition: bool, what: str, *, install: str) -> None:
+    """Skip locally, fail in CI, when a part that cannot be embedded is missing.
+
+    Only Debian's Chromium is such a part: PostgreSQL and Redis are started by the project
+    itself when DATABASE_URL / REDIS_URL are unset, so nothing else ever skips.
+    """
     if condition:
         return
     if IN_CI:
-        pytest.fail(f"{what} is required in CI (CI=true) but is not available.", pytrace=False)
-    pytest.skip(f"{what} is not available on this machine.")
-
-
-def tcp_reachable(url: str, timeout: float = 1.0) -> bool:
-    parts = urlparse(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        pytest.fail(f"{what} is required in CI (CI=true) but is not available. {install}", pytrace=False)
+    pytest.skip(f"{what} is not installed. {install}")
 
 
 @pytest.fixture
 def redis_url() -> str:
-    url = os.environ.get("REDIS_URL", "")
-    require(bool(url) and tcp_reachable(url), f"Redis (REDIS_URL={url or 'unset'})")
-    return url
+    """The Redis every process of this run uses: REDIS_URL's, or the embedded one."""
+    from django.conf import settings
+
+    return settings.REDIS_URL
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache(request):
-    """Rate-limit counters and TOTP replay markers must not leak between tests.
-
-    Only for tests that use the database: without Redis the cache lives there, and the
-    test database must exist (and be unblocked) before it is cleared.
-    """
-    if not _uses_db(request):
-        return
-    request.getfixturevalue("django_db_setup")
-    with request.getfixturevalue("django_db_blocker").unblock():
-        cache.clear()
+def _fresh_cache():
+    """Rate-limit counters and TOTP replay markers must not leak between tests (the
+    cache is this process's own Redis database, see revops/settings/test.py)."""
+    cache.clear()
 
 
-DB_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server"}
 # Tables written with raw SQL (no Django model manages them): Django's flush after a
 # transactional test does not empty them, so we do.
 RAW_TABLES = ("usage_event", "usage_eventkey", "usage_rollupdelta")
-
-
-def _uses_db(request) -> bool:
-    return bool(DB_FIXTURES & set(request.fixturenames) or request.node.get_closest_marker("django_db"))
 
 
 def _is_transactional(request) -> bool:
@@ -145,8 +130,7 @@ def with_totp():
 #
 # The worker commits in its own connection: a test whose task touches the database must
 # use ``@pytest.mark.django_db(transaction=True)`` (``db`` wraps the test in a transaction
-# the worker never sees). Prefer the mark to a ``transactional_db`` argument: without Redis
-# the autouse ``_fresh_cache`` clears the database cache before that fixture unblocks it.
+# the worker never sees).
 
 CELERY_BIN = Path(sys.executable).with_name("celery")
 WORKER_START_TIMEOUT_S = 60.0
@@ -207,12 +191,10 @@ def worker_database_url() -> str:
 
 
 def isolated_redis_url(url: str) -> str:
-    """REDIS_URL with a database number of its own: 15, or below it for xdist workers."""
-    parts = urlparse(url)
-    in_use = int(parts.path.strip("/") or 0)
-    free = [number for number in range(15, -1, -1) if number != in_use]
-    xdist_index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    return parts._replace(path=f"/{free[xdist_index % len(free)]}").geturl()
+    """``url`` with this test process's database for worker brokers (see revops/settings/test.py)."""
+    from django.conf import settings
+
+    return with_redis_db(url, settings.TEST_REDIS_DB + 2)
 
 
 @pytest.fixture
@@ -248,10 +230,10 @@ class CeleryWorker:
 
 @pytest.fixture
 def celery_worker(request: pytest.FixtureRequest, tmp_path: Path):
-    """Factory: ``celery_worker(broker_url, result_backend=..., transport_options=..., env=...)``.
+    """Factory: ``celery_worker(broker_url, result_backend=..., env=...)``.
 
-    ``result_backend`` defaults to the broker URL (right for Redis). ``env`` adds to or
-    overrides the worker's environment. Each call starts one worker (solo pool, so tasks
+    ``result_backend`` defaults to the broker URL. ``env`` adds to or overrides the
+    worker's environment (a value of None removes the variable). Each call starts one worker (solo pool, so tasks
     run one at a time, in order); all are stopped after the test.
     """
     from celery import current_app
@@ -261,9 +243,7 @@ def celery_worker(request: pytest.FixtureRequest, tmp_path: Path):
 
     from revops.celery import app as project_app
 
-    # The worker must use the test database, never the development one. Requested here,
-    # not as a parameter, so _fresh_cache does not take a test without database access
-    # (the filesystem-broker one, say) for a database test.
+    # The worker must use the test database, never the development one.
     request.getfixturevalue("django_db_setup")
     previous_app = current_app._get_current_object()
     started: list[CeleryWorker] = []
@@ -272,8 +252,7 @@ def celery_worker(request: pytest.FixtureRequest, tmp_path: Path):
         broker_url: str,
         *,
         result_backend: str | None = None,
-        transport_options: dict | None = None,
-        env: dict[str, str] | None = None,
+        env: dict[str, str | None] | None = None,
         timeout: float = WORKER_START_TIMEOUT_S,
     ) -> CeleryWorker:
         if connection.in_atomic_block:
@@ -292,6 +271,7 @@ def celery_worker(request: pytest.FixtureRequest, tmp_path: Path):
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+        worker_env = {key: value for key, value in worker_env.items() if value is not None}  # None unsets
         name = f"test-{uuid.uuid4().hex[:8]}@%h"
         log_path = tmp_path / f"celery-worker-{len(started)}.log"
         command = [CELERY_BIN, "-A", "revops", "worker", "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO"]
@@ -311,7 +291,6 @@ def celery_worker(request: pytest.FixtureRequest, tmp_path: Path):
             {key: project_app.conf[key] for key in _CLIENT_CONF_KEYS},
             broker_url=broker_url,
             result_backend=result_backend,
-            broker_transport_options=transport_options or {},
         )
         client.autodiscover_tasks([config.name for config in apps.get_app_configs()], force=True)
         worker = CeleryWorker(app=client, process=process, log_path=log_path)

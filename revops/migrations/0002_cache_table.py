@@ -1,4 +1,5 @@
-"""The database cache table (used when REDIS_URL is unset), so `migrate` is all a fresh database needs."""
+"""Formerly the database cache table; with the cache on Redis everywhere createcachetable
+finds no database cache and does nothing (0004 drops the table from older databases)."""
 
 from django.core.management import call_command
 from django.db import migrations

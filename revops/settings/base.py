@@ -95,7 +95,9 @@ TEMPLATES = [
 # --- Database: PostgreSQL only ---------------------------------------------------
 # Unset DATABASE_URL means "the project-local embedded server" (see revops/devservices.py);
 # production must say where its database is.
-if not env.str("DATABASE_URL", default="") and not DEBUG and not env.bool("REVOPS_EMBEDDED_DB", default=False):
+# REVOPS_EMBEDDED_SERVICES lets the test suite use them with DEBUG off.
+EMBEDDED_SERVICES_ALLOWED = DEBUG or env.bool("REVOPS_EMBEDDED_SERVICES", default=False)
+if not env.str("DATABASE_URL", default="") and not EMBEDDED_SERVICES_ALLOWED:
     raise ImproperlyConfigured("DATABASE_URL must be set when DEBUG is off.")
 DATABASES = {"default": env.db_url_config(devservices.database_url())}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
@@ -105,12 +107,13 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache: Redis when configured, else the database (shared by every process) -----
-REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "revops_cache"}}
+# --- Redis: the cache, the Celery broker and its results ------------------------------
+# One code path everywhere: unset REDIS_URL means "the project-local embedded Redis" (see
+# revops/devservices.py), exactly as for the database; production must say where it is.
+if not env.str("REDIS_URL", default="") and not EMBEDDED_SERVICES_ALLOWED:
+    raise ImproperlyConfigured("REDIS_URL must be set when DEBUG is off.")
+REDIS_URL = devservices.redis_url()
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 # --- People and login ---------------------------------------------------------------
 AUTH_USER_MODEL = "revops.User"
@@ -202,27 +205,13 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
 
 # --- Celery ---------------------------------------------------------------------------
-# Redis when REDIS_URL is set; otherwise kombu's filesystem transport in .run/, so a
-# machine without Redis still runs a real worker and beat. CELERY_FILESYSTEM_ROOT moves
-# the filesystem broker's folders and the file result backend elsewhere (the tests do).
-_celery_files = Path(env.str("CELERY_FILESYSTEM_ROOT", default=str(RUN_DIR / "celery")))
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or f"file://{_celery_files / 'results'}")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_folder = _celery_files / "broker"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_folder / "queue"),
-        "data_folder_out": str(_broker_folder / "queue"),
-        "processed_folder": str(_broker_folder / "processed"),
-        "store_processed": False,
-        "control_folder": str(_broker_folder / "control"),
-    }
-else:
-    # A task is redelivered after visibility_timeout: it must outlast the hard limit,
-    # or a long task would run twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+# A task is redelivered after visibility_timeout: it must outlast the hard limit, or a
+# long task would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celery" / "beat-schedule")
 
 # --- Logging --------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlparse
 
 import pytest
 
+from revops.devservices import EmbeddedRedis
 from revops.models import BeatTick
 from revops.selectors import BEAT_TICK_NAME
 from revops.tasks import record_beat_tick
@@ -37,29 +39,28 @@ def test_beat_tick_written_by_the_worker_makes_health_report_beat_ok(celery_work
     assert response.json()["beat"]["status"] == "ok"
 
 
-def test_ping_round_trips_through_a_worker_on_the_filesystem_transport(celery_worker, tmp_path):
-    """`make run` without Redis: kombu's filesystem broker and the file result backend."""
-    root = tmp_path / "celery"
-    folders = {
-        "data_folder_in": root / "broker" / "queue",
-        "data_folder_out": root / "broker" / "queue",
-        "processed_folder": root / "broker" / "processed",
-        "control_folder": root / "broker" / "control",
-    }
-    results = root / "results"
-    for folder in [*folders.values(), results]:
-        folder.mkdir(parents=True, exist_ok=True)  # neither kombu nor Celery creates them
-
-    worker = celery_worker(
-        "filesystem://",
-        result_backend=f"file://{results}",
-        transport_options={**{key: str(path) for key, path in folders.items()}, "store_processed": False},
-        # The worker finds the same folders through the settings; no Redis anywhere.
-        env={"CELERY_FILESYSTEM_ROOT": str(root), "REDIS_URL": ""},
-    )
-
-    assert worker.call("revops.tasks.ping", "hello") == "hello"
-    assert list(folders["data_folder_in"].iterdir()) == []  # consumed, not left behind
+@pytest.mark.slow
+def test_a_task_round_trips_through_the_embedded_redis_when_redis_url_is_unset(celery_worker, tmp_path):
+    """A newcomer's machine: no REDIS_URL anywhere. The worker finds the project's embedded
+    Redis by itself (through its state file) and so does the publishing side."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.attach(register=False)
+    try:
+        worker = celery_worker(
+            url,  # what the worker derives itself: the embedded server's database 0
+            env={
+                # make run's settings, not the test settings' per-xdist-worker databases
+                "DJANGO_SETTINGS_MODULE": "revops.settings.base",
+                "REDIS_URL": None,
+                "CELERY_BROKER_URL": None,
+                "CELERY_RESULT_BACKEND": None,
+                "REVOPS_REDIS_DIR": str(server.directory),
+            },
+        )
+        assert worker.call("revops.tasks.ping", "hello") == "hello"
+        assert f"redis://:**@127.0.0.1:{urlparse(url).port}/0" in worker.log()  # the worker's own banner
+    finally:
+        server.stop()
 
 
 def test_every_task_can_be_enqueued_its_soft_limit_within_its_hard_limit():

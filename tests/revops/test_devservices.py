@@ -206,3 +206,112 @@ def test_prune_dead_handles_repairs_a_torn_file_so_pgserver_can_read_it(tmp_path
 def test_prune_dead_handles_leaves_a_missing_file_missing(tmp_path):
     assert devservices.prune_dead_handles(tmp_path) == []
     assert not (tmp_path / devservices.HANDLES_FILE).exists()
+
+
+# --- The embedded Redis ------------------------------------------------------------------
+# Same contract as the embedded PostgreSQL: shared by every process that attaches, stopped
+# by the last one, and an orphan left by a SIGKILLed owner is adopted and stopped by the
+# next. Each test has a directory (and so a server) of its own, never the machine's Redis.
+
+REDIS_ATTACH = """
+import sys, time
+import redis
+from revops import devservices
+devservices.stop_on_signals()
+url = devservices.redis_url()
+client = redis.Redis.from_url(url)
+if sys.argv[1] == "hold":
+    client.set("held-by", "first")
+    print(url, flush=True)
+    time.sleep(600)
+else:
+    print(url, flush=True)
+    print(client.get("held-by").decode() if client.get("held-by") else "-", flush=True)
+"""
+
+
+def _redis_env(directory: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env["REVOPS_REDIS_DIR"] = str(directory)
+    return env
+
+
+def _redis_process(directory: Path, mode: str, stderr) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", REDIS_ATTACH, mode],
+        cwd=devservices.BASE_DIR,
+        env=_redis_env(directory),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
+@pytest.fixture
+def redis_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("embedded") / "redis"
+    yield path
+    server = devservices.EmbeddedRedis(path)
+    if (pid := server.server_pid()) is not None:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_the_embedded_redis_is_shared_and_stopped_by_the_last_process(redis_dir, tmp_path):
+    server = devservices.EmbeddedRedis(redis_dir)
+    with (tmp_path / "holder.err").open("w") as stderr:
+        holder = _redis_process(redis_dir, "hold", stderr)
+    try:
+        url = _read_line(holder, START_TIMEOUT_S, tmp_path / "holder.err")
+        assert url.startswith("redis://:") and "@127.0.0.1:" in url  # a password, loopback only
+        assert server.handles() == [holder.pid]
+        # A second process attaches to the same server and sees what the first wrote.
+        with (tmp_path / "second.err").open("w") as stderr:
+            second = _redis_process(redis_dir, "read", stderr)
+            out, _ = second.communicate(timeout=START_TIMEOUT_S)
+        assert out.split() == [url, "first"]
+        assert server.handles() == [holder.pid]  # the second detached; the holder still counts
+        assert server.server_pid() is not None
+    finally:
+        holder.terminate()  # SIGTERM: a normal exit, so it detaches as the last user
+        holder.wait(timeout=30)
+        holder.stdout.close()
+    assert server.handles() == []
+    assert server.server_pid() is None
+
+
+@pytest.mark.slow
+def test_an_embedded_redis_orphaned_by_sigkill_is_adopted_and_stopped_by_the_next_process(redis_dir, tmp_path):
+    server = devservices.EmbeddedRedis(redis_dir)
+    with (tmp_path / "holder.err").open("w") as stderr:
+        holder = _redis_process(redis_dir, "hold", stderr)
+    try:
+        url = _read_line(holder, START_TIMEOUT_S, tmp_path / "holder.err")
+        orphan = server.server_pid()
+        assert orphan is not None
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        holder.stdout.close()
+
+    # The orphan: the server runs on, its dead owner still listed.
+    assert server.server_pid() == orphan
+    assert json.loads(server.handles_file.read_text()) == [holder.pid]
+
+    # The next process adopts the same server (same URL, same data) and, being the last
+    # live user, stops it when it exits.
+    with (tmp_path / "next.err").open("w") as stderr:
+        nxt = _redis_process(redis_dir, "read", stderr)
+        out, _ = nxt.communicate(timeout=START_TIMEOUT_S)
+    assert nxt.returncode == 0, (tmp_path / "next.err").read_text()
+    assert out.split() == [url, "first"]
+    assert not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE
+    assert server.server_pid() is None
+    assert json.loads(server.handles_file.read_text()) == []
+
+    # And it starts again from the same directory, with the data it saved on shutdown.
+    with (tmp_path / "third.err").open("w") as stderr:
+        third = _redis_process(redis_dir, "read", stderr)
+        out, _ = third.communicate(timeout=START_TIMEOUT_S)
+    assert out.split()[1:] == ["first"]
+    assert server.server_pid() is None

@@ -77,12 +77,12 @@ def stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def manage(*args: str, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+def manage(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run ``manage.py`` in a subprocess against this run's test database."""
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,
-        env=subprocess_env(tmp_path),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -90,20 +90,13 @@ def manage(*args: str, tmp_path: Path, timeout: float = 120) -> subprocess.Compl
     )
 
 
-def subprocess_env(tmp_path: Path) -> dict[str, str]:
-    celery = tmp_path / "celery"
-    for folder in ("results", "broker/queue", "broker/processed", "broker/control"):
-        (celery / folder).mkdir(parents=True, exist_ok=True)
+def subprocess_env() -> dict[str, str]:
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "revops.settings.test",
         "DATABASE_URL": worker_database_url(),
-        # The import schedules a rollup fold on commit: keep its broker message out of .run/
-        # (and out of a developer's Redis).
-        "CELERY_BROKER_URL": "filesystem://",
-        "CELERY_RESULT_BACKEND": f"file://{celery / 'results'}",
-        "CELERY_FILESYSTEM_ROOT": str(celery),
-        "LOG_LEVEL": "ERROR",  # kombu warns about the filesystem broker's missing hostname
+        # The import schedules a rollup fold on commit: it goes to this test process's own
+        # broker database (revops/settings/test.py), never to a worker's or make run's.
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -585,7 +578,7 @@ def test_the_command_exits_with_status_1_and_every_problem_on_stderr(tmp_path):
     path = tmp_path / "usage.csv"
     path.write_bytes(csv_bytes("a,acme,api-calls,2026-02-30T00:00:00Z,1", "b,acme,api-calls,2026-11-02T00:00:00Z,NaN"))
 
-    done = manage("import_usage", str(path), tmp_path=tmp_path)
+    done = manage("import_usage", str(path))
 
     assert done.returncode == 1
     assert done.stdout == ""
@@ -602,7 +595,7 @@ def test_the_command_exits_with_status_0_and_its_summary_on_stdout(acme, meter, 
     path = tmp_path / "usage.csv"
     path.write_bytes(csv_bytes(f"a,acme,api-calls,{T},1.5", f"b,acme,api-calls,{T},2", f"a,acme,api-calls,{T},3"))
 
-    done = manage("import_usage", str(path), tmp_path=tmp_path)
+    done = manage("import_usage", str(path))
 
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == "3 rows: 2 accepted, 1 duplicates, 0 quarantined (unknown account or meter).\n"
@@ -664,7 +657,7 @@ def import_in_subprocess(path: Path, tmp_path: Path) -> tuple[int, str, str, flo
         subprocess.run(
             [sys.executable, "-S", "-c", _LAUNCHER, str(measured), *command],
             cwd=ROOT,
-            env=subprocess_env(tmp_path),
+            env=subprocess_env(),
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
