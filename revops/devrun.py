@@ -62,7 +62,7 @@ def _stop(procs: dict[str, subprocess.Popen]) -> None:
 
 
 def _print_banner(url: str) -> None:
-    from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_TOTP_SECRET
+    from demo.data import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_TOTP_SECRET
 
     width = max(len(p.email) for p in DEMO_PEOPLE)
     lines = [

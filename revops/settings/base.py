@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "comp",
     "forecasting",
     "reviews",
+    "demo",  # on top of every app; no app imports it
 ]
 
 MIDDLEWARE = [

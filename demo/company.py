@@ -42,7 +42,7 @@ class ExtraPerson:
     started_days_ago: int | None = None
 
 
-# Added to the six documented demo people (revops.demo_data), same password, no TOTP.
+# Added to the six documented demo people (demo.data), same password, no TOTP.
 EXTRA_PEOPLE: tuple[ExtraPerson, ...] = (
     ExtraPerson("blake.morgan@example.com", "Blake Morgan", "ae", "Sales"),
     ExtraPerson("riley.chen@example.com", "Riley Chen", "ae", "Sales", started_days_ago=150),
@@ -1086,8 +1086,8 @@ def _midnight(day: dt.date) -> dt.datetime:
 def _load_people(plan: CompanyPlan) -> dict[str, int]:
     from django.contrib.auth.hashers import make_password
 
-    from revops.demo import seed_people
-    from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE
+    from demo.data import DEMO_PASSWORD, DEMO_PEOPLE
+    from demo.people import seed_people
     from revops.models import Team, User
 
     if User.objects.filter(email__in=[p.email for p in DEMO_PEOPLE]).count() < len(DEMO_PEOPLE):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from demo.company import seed_company
+from demo.data import DEMO_PASSWORD, DEMO_PEOPLE
+from demo.people import seed_people
+from demo.reviews import seed_reviews
 from forecasting.services import run_forecasts_parallel
-from reviews.demo import seed_reviews
-from revops.demo import seed_people
-from revops.demo_company import seed_company
-from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE
 from revops.models import User
 from usage.services import refresh_metrics
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from revops.demo import current_demo_totp_code
-from revops.demo_data import DEMO_PEOPLE
+from demo.data import DEMO_PEOPLE
+from demo.people import current_demo_totp_code
 
 
 class Command(BaseCommand):

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 
 from accounts.models import Account, Activity, Contract, Ownership
-from revops.demo_company import (
+from demo.company import (
     EXTRA_PEOPLE,
     RELEASES,
     account_events,
@@ -26,7 +26,7 @@ from revops.demo_company import (
     segment_counts,
     usage_csv_chunks,
 )
-from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE
+from demo.data import DEMO_PASSWORD, DEMO_PEOPLE
 from revops.models import Role, User
 from usage.models import DailyRollup, FirstSeen, Meter, ProductRelease
 
@@ -276,7 +276,7 @@ def test_seed_demo_if_empty_does_nothing_on_a_database_with_a_company():
 
 @pytest.mark.django_db
 def test_load_company_is_all_or_nothing(monkeypatch):
-    import revops.demo_company as demo_company
+    import demo.company as demo_company
 
     def fail(*args, **kwargs):
         raise RuntimeError("fold failed")

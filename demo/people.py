@@ -1,4 +1,4 @@
-"""Demo people for `make run`. Later issues extend `seed_demo` with customer data.
+"""The six documented demo people (one per role) and their TOTP codes.
 
 Everything is deterministic so the README can list the logins.
 """
@@ -9,7 +9,7 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
 from django.db import transaction
 
-from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_TEAMS, DEMO_TOTP_SECRET
+from demo.data import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_TEAMS, DEMO_TOTP_SECRET
 from revops.models import Role, Team, User
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from revops.demo import current_demo_totp_code
-from revops.demo_data import DEMO_PASSWORD, DEMO_PEOPLE
+from demo.data import DEMO_PASSWORD, DEMO_PEOPLE
+from demo.people import current_demo_totp_code
 from revops.models import Role, User
 
 pytestmark = pytest.mark.django_db
