@@ -7,3 +7,9 @@ class DemoConfig(AppConfig):
 
     name = "demo"
     verbose_name = "Demo company"
+
+    def ready(self) -> None:
+        from demo.notices import demo_seed_notices
+        from revops.notices import notice_provider_register
+
+        notice_provider_register(demo_seed_notices)

@@ -1,7 +1,8 @@
 """`make run`: the product with demo data on one machine, nothing but Python required.
 
-Starts (or attaches to) the embedded PostgreSQL unless DATABASE_URL is set, migrates,
-loads the demo when the database is empty, then runs web (gunicorn), a Celery worker and
+Starts (or attaches to) the embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL
+are set, migrates, loads the demo company when the database is empty, then runs web
+(gunicorn), a Celery worker (which completes the demo: comp, forecasts, reviews) and
 Celery beat until Ctrl-C, and stops everything it started.
 """
 
@@ -19,10 +20,6 @@ from revops import devservices
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = os.environ.get("PORT", "8000")
 SHUTDOWN_GRACE_S = 15
-
-
-def _manage(*args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], check=True, cwd=devservices.BASE_DIR)
 
 
 def _wait_until_serving(url: str, procs: dict[str, subprocess.Popen], timeout_s: float = 60) -> None:
@@ -61,28 +58,6 @@ def _stop(procs: dict[str, subprocess.Popen]) -> None:
             proc.wait()
 
 
-def _print_banner(url: str) -> None:
-    from demo.data import DEMO_PASSWORD, DEMO_PEOPLE, DEMO_TOTP_SECRET
-
-    width = max(len(p.email) for p in DEMO_PEOPLE)
-    lines = [
-        "",
-        f"  revops is running at {url}",
-        "",
-        f"  Demo logins (password: {DEMO_PASSWORD})",
-    ]
-    lines += [f"    {p.email:<{width}}  {p.role}" for p in DEMO_PEOPLE]
-    lines += [
-        "",
-        f"  finance and admin need a two-factor code: TOTP secret {DEMO_TOTP_SECRET},",
-        "  or run: .venv/bin/python manage.py demo_totp",
-        "",
-        "  Press Ctrl-C to stop.",
-        "",
-    ]
-    print("\n".join(lines), flush=True)
-
-
 def _ensure_dotenv() -> None:
     """A first `make run` writes .env (git-ignored) so later manage.py commands share its settings."""
     import secrets
@@ -110,8 +85,16 @@ def main() -> int:
     devservices.redis_url()  # likewise REDIS_URL
     (devservices.RUN_DIR / "celery").mkdir(parents=True, exist_ok=True)
 
-    _manage("migrate", "--noinput", "-v", "0")
-    _manage("seed_demo", "--if-empty", "--forecast-history")
+    # Migrations and the demo in this process: one Django start-up instead of one per command.
+    import django
+    from django.core.management import call_command
+    from django.db import connections
+
+    django.setup()
+    call_command("migrate", "--noinput", verbosity=0)
+    # The company and its metrics now; comp, forecasts and reviews follow in the worker.
+    call_command("seed_demo", "--if-empty", "--background", "--forecast-history")
+    connections.close_all()  # the children open their own
 
     venv_bin = os.path.dirname(sys.executable)
     schedule = str(devservices.RUN_DIR / "celery" / "beat-schedule")
@@ -129,6 +112,8 @@ def main() -> int:
             "-",
             "--graceful-timeout",
             "10",
+            # Import the app once, then fork: workers serve as soon as gunicorn listens.
+            "--preload",
         ],
         "worker": [
             os.path.join(venv_bin, "celery"),
@@ -160,7 +145,7 @@ def main() -> int:
             procs[name] = subprocess.Popen(cmd, cwd=devservices.BASE_DIR)
         _wait_until_serving(f"{url}/health", procs)
         print(f"Ready in {time.monotonic() - started:.1f}s.", flush=True)
-        _print_banner(url)
+        call_command("demo_logins", url=url)
         while True:
             _fail_if_any_exited(procs)
             time.sleep(0.5)

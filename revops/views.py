@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from revops import health
 from revops.access import people_directory, teams_managed_by
 from revops.models import Role, Team
+from revops.notices import notices_for
 from revops.selectors import headcount_by_role, people_list, teams_overview
 
 ROLE_TEMPLATES = {role: f"revops/home_{role}.html" for role in Role.values}
@@ -29,6 +30,7 @@ def home(request: HttpRequest) -> HttpResponse:
         if user.team_id
         else [],
         "managed_teams": teams_managed_by(user),
+        "notices": notices_for(request),
     }
     if user.role in (Role.LEADER, Role.FINANCE, Role.ADMIN):
         context["teams"] = teams_overview()

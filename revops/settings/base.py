@@ -220,7 +220,19 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"client_errors_on_one_line": {"()": "revops.logging.ClientErrorsOnOneLine"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_errors_on_one_line"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    "loggers": {
+        # Everything reaches the one console handler above, once: not also Django's own
+        # DEBUG-only console handler (which would print every traceback a second time).
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "pgserver": {"level": "WARNING"},
+    },
 }
