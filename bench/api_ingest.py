@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     common.install_exit_on_sigterm()
     summary = common.Summary(NAME)
     url = common.setup()
-    from usage.api_keys import api_key_create
+    from revops.api_keys import api_key_create
     from usage.rollups import fold_all_deltas, pending_delta_count
 
     common.heading(

@@ -308,9 +308,14 @@ def time_api(args: argparse.Namespace, summary: common.Summary, external_ids: li
     key = None
     probe = client.get(path.format(external_ids[0]), query)
     if probe.status_code in (401, 403):
-        from usage.api_keys import api_key_create
+        from revops.api_keys import api_key_create
 
-        key, raw = api_key_create(name="bench metrics_refresh", scopes=["read"], rate_limit_per_minute=10_000_000)
+        key, raw = api_key_create(
+            name="bench metrics_refresh",
+            scopes=["read"],
+            acts_as=users()[LEADER],
+            rate_limit_per_minute=10_000_000,
+        )
         headers = {"Authorization": f"Bearer {raw}"}
         common.note(f"the API answered {probe.status_code} to the leader's session: using a read-scoped API key")
     else:

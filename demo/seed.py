@@ -116,9 +116,9 @@ def stages_plan(*, seed: int, accounts: int, months: int, as_of: dt.date) -> lis
 
 def stages_unfinished() -> list[str]:
     """Stages not done yet, with stale "running" ones (their process is gone) made pending again."""
-    DemoStage.objects.filter(
-        status=DemoStage.Status.RUNNING, started_at__lt=timezone.now() - STALE_RUNNING
-    ).update(status=DemoStage.Status.PENDING)
+    DemoStage.objects.filter(status=DemoStage.Status.RUNNING, started_at__lt=timezone.now() - STALE_RUNNING).update(
+        status=DemoStage.Status.PENDING
+    )
     return list(DemoStage.objects.exclude(status=DemoStage.Status.DONE).values_list("name", flat=True))
 
 

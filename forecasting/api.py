@@ -19,9 +19,9 @@ from ninja.security import django_auth
 from accounts.access import account_for, accounts_visible_to
 from forecasting.accuracy import snapshot_accuracy
 from forecasting.models import AccountForecast, ForecastMethod
-from revops.api_auth import ApiError
+from revops.api_auth import ApiError, ReadKeyAuth
 from revops.clock import today_utc
-from usage.api_metrics import ISO_DAY, ReadKeyAuth, _money, _ratio
+from usage.api_metrics import ISO_DAY, _money, _ratio
 
 router = Router(tags=["forecasts"], auth=[ReadKeyAuth(), django_auth])
 

@@ -7,6 +7,9 @@ from ninja import Schema
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
+from revops.api_keys import api_key_authenticate, api_key_rate_check
+from revops.models import ApiKey
+
 
 class ApiError(Schema):
     detail: str
@@ -22,8 +25,6 @@ class ApiKeyAuth(HttpBearer):
     """``Authorization: Bearer <key>``. Unknown or revoked keys get 401; over-rate 429."""
 
     def authenticate(self, request: HttpRequest, token: str):
-        from usage.api_keys import api_key_authenticate, api_key_rate_check
-
         key = api_key_authenticate(token.strip())
         if key is None:
             return None
@@ -38,3 +39,24 @@ def require_scope(request: HttpRequest, scope: str) -> None:
     key = getattr(request, "api_key", None)
     if key is None or scope not in key.scopes:
         raise HttpError(403, f"This key lacks the '{scope}' scope.")
+
+
+class ReadKeyAuth(ApiKeyAuth):
+    """A key with the read scope; it reads as its person (``acts_as``): exactly what that
+    person may see through the pages, nothing more."""
+
+    def authenticate(self, request: HttpRequest, token: str):
+        key = super().authenticate(request, token)
+        if key is None:
+            return None
+        require_scope(request, ApiKey.Scope.READ)
+        person = key.acts_as
+        if person is None:
+            raise HttpError(
+                403,
+                "This key reads as nobody (its person was removed), so it can read nothing; "
+                "create a read key that acts as a person (Data → API keys, or create_api_key --as EMAIL).",
+            )
+        if not person.is_active:
+            raise HttpError(403, "The person this key reads as is no longer active; create a new key.")
+        return person

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pghistory
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -122,3 +123,39 @@ class BeatTick(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.ticked_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ApiKey(models.Model):
+    """A bearer key for the HTTP API. Only a SHA-256 of the key is stored."""
+
+    class Scope(models.TextChoices):
+        EVENTS_WRITE = "events:write", "Write usage events"
+        READ = "read", "Read metrics, alerts and forecasts"
+
+    name = models.CharField(max_length=120)
+    prefix = models.CharField(max_length=12, db_index=True, help_text="First characters, to recognise a key.")
+    hashed_key = models.CharField(max_length=64, unique=True)
+    scopes = ArrayField(models.CharField(max_length=32, choices=Scope.choices))
+    rate_limit_per_minute = models.PositiveIntegerField(default=600)
+    created_by = models.ForeignKey("revops.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    acts_as = models.ForeignKey(
+        "revops.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="api_keys",
+        help_text="Whose permissions a read key reads with: it sees exactly what this person may see.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -21,7 +21,9 @@ def can_manage_data(user) -> bool:
 
 
 def can_manage_api_keys(user) -> bool:
-    return bool(user.is_authenticated and user.role == Role.ADMIN)
+    """Admins and finance manage keys (finance connects BI and billing tools); a key never
+    reads more than its creator may (``api_key_create`` enforces it)."""
+    return bool(user.is_authenticated and user.role in DATA_ROLES)
 
 
 def can_change_alert_settings(user) -> bool:

@@ -13,9 +13,9 @@ from ninja import Router, Schema
 from ninja.errors import HttpError
 
 from revops.api_auth import ApiError, require_scope
+from revops.models import ApiKey
 from usage.events import EventError, check_time_window, parse_cloudevent, parse_native
 from usage.ingest import ingest_batch
-from usage.models import ApiKey
 
 router = Router(tags=["usage"])
 

@@ -24,42 +24,12 @@ from ninja.security import django_auth
 
 from accounts.access import ALL_ACCOUNTS_ROLES, accounts_visible_to
 from accounts.models import Account, Segment
-from revops.api_auth import ApiError, ApiKeyAuth, require_scope
+from revops.api_auth import ApiError, ReadKeyAuth
 from revops.clock import today_utc
 from usage import metrics
 from usage.access import alerts_visible_to
-from usage.models import (
-    ACTIVE_ALERT_STATES,
-    AccountMetrics,
-    Alert,
-    AlertKind,
-    AlertState,
-    ApiKey,
-    PortfolioMetrics,
-    Severity,
-)
+from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertKind, AlertState, PortfolioMetrics, Severity
 from usage.selectors import metrics_as_of
-
-
-class ReadKeyAuth(ApiKeyAuth):
-    """``Authorization: Bearer <key>`` with the read scope; the key acts as its creator."""
-
-    def authenticate(self, request: HttpRequest, token: str):
-        key = super().authenticate(request, token)
-        if key is None:
-            return None
-        require_scope(request, ApiKey.Scope.READ)
-        person = key.created_by
-        if person is None:
-            raise HttpError(
-                403,
-                "This key was not created by a person, so it has no one's permissions to read with; "
-                "create a read key while logged in as the person whose data it should see.",
-            )
-        if not person.is_active:
-            raise HttpError(403, "The person who created this key is no longer active; create a new key.")
-        return person
-
 
 router = Router(tags=["metrics"], auth=[ReadKeyAuth(), django_auth])
 

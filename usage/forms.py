@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django import forms
 
-from usage.models import ApiKey, ImportKind
+from revops.access import people_in_scope
+from revops.models import ApiKey, Role, User
+from usage.models import ImportKind
 
 
 class ImportForm(forms.Form):
@@ -15,7 +17,21 @@ class ApiKeyForm(forms.Form):
     scopes = forms.MultipleChoiceField(
         choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple, initial=[ApiKey.Scope.EVENTS_WRITE]
     )
+    reads_as = forms.ModelChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        label="Reads as",
+        help_text="A read key sees exactly what this person may see (default: you). Ignored for an events-only key.",
+    )
     rate_limit_per_minute = forms.IntegerField(min_value=1, max_value=1_000_000, initial=600)
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        people = people_in_scope(user).filter(is_active=True).order_by("name")
+        if user.role != Role.ADMIN:
+            people = people.exclude(role=Role.ADMIN)
+        self.fields["reads_as"].queryset = people
+        self.fields["reads_as"].label_from_instance = lambda person: f"{person.name} ({person.get_role_display()})"
 
 
 class AlertSettingsForm(forms.ModelForm):

@@ -163,36 +163,6 @@ class ProductRelease(models.Model):
         return f"{self.name} ({self.released_on})"
 
 
-class ApiKey(models.Model):
-    """A bearer key for the HTTP API. Only a SHA-256 of the key is stored."""
-
-    class Scope(models.TextChoices):
-        EVENTS_WRITE = "events:write", "Write usage events"
-        READ = "read", "Read metrics, alerts and forecasts"
-
-    name = models.CharField(max_length=120)
-    prefix = models.CharField(max_length=12, db_index=True, help_text="First characters, to recognise a key.")
-    hashed_key = models.CharField(max_length=64, unique=True)
-    scopes = ArrayField(models.CharField(max_length=32, choices=Scope.choices))
-    rate_limit_per_minute = models.PositiveIntegerField(default=600)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.prefix}…)"
-
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
-
 class ImportKind(models.TextChoices):
     USAGE = "usage", "Usage events"
     PEOPLE = "people", "People"

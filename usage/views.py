@@ -9,12 +9,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from revops.api_keys import api_key_create, api_key_reads, api_key_revoke
 from revops.errors import ApplicationError
+from revops.models import ApiKey
 from usage.access import can_manage_api_keys, can_manage_data
-from usage.api_keys import api_key_create, api_key_revoke
 from usage.forms import ApiKeyForm, ImportForm
 from usage.jobs import import_job_create, import_job_progress
-from usage.models import ApiKey, ImportJob, QuarantinedEvent
+from usage.models import ImportJob, QuarantinedEvent
 from usage.services import quarantine_replay
 
 RECENT_JOBS = 20
@@ -75,7 +76,7 @@ def quarantine_replay_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
     _require(can_manage_api_keys(request.user))
-    form = ApiKeyForm(request.POST or None)
+    form = ApiKeyForm(request.POST or None, user=request.user)
     new_secret = None
     if request.method == "POST" and form.is_valid():
         try:
@@ -84,12 +85,13 @@ def api_keys(request: HttpRequest) -> HttpResponse:
                 scopes=form.cleaned_data["scopes"],
                 rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
                 created_by=request.user,
+                acts_as=form.cleaned_data["reads_as"],
             )
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
-            form = ApiKeyForm()
-    keys = ApiKey.objects.select_related("created_by")
+            form = ApiKeyForm(user=request.user)
+    keys = [(key, api_key_reads(key)) for key in ApiKey.objects.select_related("created_by", "acts_as")]
     response = render(request, "usage/api_keys.html", {"form": form, "keys": keys, "new_secret": new_secret})
     if new_secret:
         response["Cache-Control"] = "no-store"  # the secret must not linger in caches

@@ -31,10 +31,9 @@ from comp.models import (
     StatementStatus,
 )
 from comp.periods import approved_periods, open_period
+from revops.api_keys import api_key_create
 from revops.errors import ApplicationError
-from revops.models import Role, Team
-from usage.api_keys import api_key_create
-from usage.models import ApiKey
+from revops.models import ApiKey, Role, Team
 
 MAR = dt.date(2026, 3, 1)
 APR = dt.date(2026, 4, 1)

@@ -10,9 +10,8 @@ from django.test import Client
 
 from accounts.models import OwnerRole, Ownership
 from forecasting.services import run_forecasts
-from revops.models import Role
-from usage.api_keys import api_key_create
-from usage.models import ApiKey
+from revops.api_keys import api_key_create
+from revops.models import ApiKey, Role
 
 pytestmark = pytest.mark.django_db
 

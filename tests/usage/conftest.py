@@ -6,8 +6,9 @@ import pytest
 from django.test import Client
 
 from accounts.models import Account, Segment
-from usage.api_keys import api_key_create
-from usage.models import ApiKey, Meter, MeterTier
+from revops.api_keys import api_key_create
+from revops.models import ApiKey
+from usage.models import Meter, MeterTier
 
 
 @pytest.fixture

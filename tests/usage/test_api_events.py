@@ -11,10 +11,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from revops.api_keys import api_key_create, api_key_revoke
 from revops.db import side_connection
+from revops.models import ApiKey
 from tests.usage.conftest import event
-from usage.api_keys import api_key_create, api_key_revoke
-from usage.models import ApiKey, QuarantinedEvent, UsageEvent
+from usage.models import QuarantinedEvent, UsageEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -207,8 +208,8 @@ def test_revoked_key_is_a_401(post_events, write_key):
     assert post_events([]).status_code == 401
 
 
-def test_key_without_the_write_scope_is_a_403(post_events):
-    _, raw = api_key_create(name="reader", scopes=[ApiKey.Scope.READ])
+def test_key_without_the_write_scope_is_a_403(post_events, ae):
+    _, raw = api_key_create(name="reader", scopes=[ApiKey.Scope.READ], acts_as=ae)
 
     response = post_events([], key=raw)
 

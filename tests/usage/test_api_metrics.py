@@ -12,11 +12,13 @@ globex (mid-market, land AE "other"): no contract; 10 a day from 2025-12-01.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from decimal import Decimal
 
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.management import CommandError, call_command
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.test import Client
@@ -30,15 +32,15 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from accounts.models import Account, Contract, OwnerRole, Ownership, PricingModel, Segment
-from revops.models import Role
-from usage.api_keys import api_key_create, api_key_revoke
+from revops.api_keys import api_key_create, api_key_revoke
+from revops.errors import ApplicationError
+from revops.models import ApiKey, Role
 from usage.metrics import DEFINITIONS
 from usage.models import (
     AccountMetrics,
     Alert,
     AlertKind,
     AlertState,
-    ApiKey,
     DailyRollup,
     Meter,
     MeterTier,
@@ -315,13 +317,38 @@ def test_a_key_without_the_read_scope_is_a_403(snapshot, people, key_for):
     assert response.json() == {"detail": "This key lacks the 'read' scope."}
 
 
-def test_a_key_created_by_nobody_is_a_403_that_says_why(snapshot):
-    _, raw = api_key_create(name="orphan", scopes=[ApiKey.Scope.READ])
+def test_a_read_key_for_nobody_is_refused_when_created(snapshot):
+    with pytest.raises(ApplicationError, match="must read as a person"):
+        api_key_create(name="orphan", scopes=[ApiKey.Scope.READ])
+
+
+def test_a_key_whose_person_was_removed_is_a_403_that_says_why(snapshot, people):
+    key, raw = api_key_create(name="bi", scopes=[ApiKey.Scope.READ], acts_as=people["leader"])
+    ApiKey.objects.filter(pk=key.pk).update(acts_as=None)  # as ON DELETE SET NULL leaves it
 
     response = get("/api/v1/accounts/acme/metrics", key=raw)
 
     assert response.status_code == 403
-    assert "not created by a person" in response.json()["detail"]
+    assert "reads as nobody" in response.json()["detail"]
+
+
+def test_a_key_reads_as_its_person_not_its_creator(snapshot, people, make_user):
+    finance = make_user(Role.FINANCE, email="fin@example.test", name="Fin Ance")
+    _, raw = api_key_create(name="ae sync", scopes=[ApiKey.Scope.READ], created_by=finance, acts_as=people["ae"])
+
+    assert get("/api/v1/accounts/acme/metrics", key=raw).status_code == 200
+    assert get("/api/v1/accounts/globex/metrics", key=raw).status_code == 404
+
+
+def test_nobody_hands_a_key_more_than_they_may_see(snapshot, people, make_user):
+    admin = make_user(Role.ADMIN, email="root@example.test", name="Ad Min")
+    finance = make_user(Role.FINANCE, email="fin@example.test", name="Fin Ance")
+
+    with pytest.raises(ApplicationError, match="would see more than you may"):
+        api_key_create(name="x", scopes=[ApiKey.Scope.READ], created_by=people["ae"], acts_as=people["other"])
+    with pytest.raises(ApplicationError, match="would see more than you may"):
+        api_key_create(name="x", scopes=[ApiKey.Scope.READ], created_by=finance, acts_as=admin)
+    assert api_key_create(name="x", scopes=[ApiKey.Scope.READ], created_by=admin, acts_as=finance)[0].acts_as == finance
 
 
 def test_a_key_whose_creator_left_is_a_403(snapshot, people, key_for):
@@ -674,3 +701,33 @@ def test_an_unknown_account_conforms(api_schema, snapshot, people, key_for):
     response = case.call_and_validate(headers={"Authorization": f"Bearer {raw}"}, checks=CHECKS)
 
     assert response.status_code == 404
+
+
+def run_create_api_key(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("create_api_key", *args, stdout=out, stderr=err)
+    return out.getvalue().strip(), err.getvalue()
+
+
+def test_create_api_key_as_a_person_reads_their_data_and_nothing_more(snapshot, people):
+    raw, said = run_create_api_key("ae laptop", "--scope", "read", "--as", people["ae"].email.upper())
+
+    assert "What " in said and "own (and their teams') accounts" in said and "not shown again" in said
+    assert get("/api/v1/accounts/acme/metrics", key=raw).status_code == 200
+    assert get("/api/v1/accounts/globex/metrics", key=raw).status_code == 404
+    assert get("/api/v1/metrics", key=raw).json()["scope"] == "my accounts"
+
+
+def test_create_api_key_refuses_a_read_key_without_a_person(db):
+    with pytest.raises(CommandError, match=r"must read as a person.*--as EMAIL"):
+        run_create_api_key("bi", "--scope", "read")
+    with pytest.raises(CommandError, match="nobody has this email"):
+        run_create_api_key("bi", "--scope", "read", "--as", "ghost@example.test")
+    assert not ApiKey.objects.exists()
+
+
+def test_create_api_key_makes_an_events_key_without_a_person(db):
+    raw, said = run_create_api_key("pipeline", "--scope", "events:write")
+
+    assert raw.startswith("rvk_") and "Nothing: it can only send usage events." in said
+    assert ApiKey.objects.get().acts_as is None

@@ -31,8 +31,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from accounts.models import Account, Segment
-from usage.api_keys import api_key_create
-from usage.models import ApiKey, Meter, MeterTier
+from revops.api_keys import api_key_create
+from revops.models import ApiKey, Role
+from usage.models import Meter, MeterTier
 
 CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance)
 
@@ -233,10 +234,11 @@ def test_documented_client_errors_conform(events_operation, auth_headers, body, 
 
 
 @pytest.mark.parametrize(("scopes", "status"), [(None, 401), ([ApiKey.Scope.READ], 403)])
-def test_missing_or_insufficient_keys_conform(events_operation, db, scopes, status):
+def test_missing_or_insufficient_keys_conform(events_operation, db, make_user, scopes, status):
     headers = {"Authorization": "Bearer rvk_unknown"}
     if scopes:
-        headers = {"Authorization": f"Bearer {api_key_create(name='reader', scopes=scopes)[1]}"}
+        reader = make_user(Role.LEADER, email="reader@example.test")
+        headers = {"Authorization": f"Bearer {api_key_create(name='reader', scopes=scopes, acts_as=reader)[1]}"}
     case = events_operation.make_case(body=[], media_type=JSON)
 
     assert case.call_and_validate(headers=headers, checks=CHECKS).status_code == status

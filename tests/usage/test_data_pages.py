@@ -8,9 +8,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from revops.models import Role
+from revops.api_keys import api_key_create
+from revops.models import ApiKey, Role
 from usage.jobs import import_job_run
-from usage.models import ApiKey, ImportJob, QuarantinedEvent, UsageEvent
+from usage.models import ImportJob, QuarantinedEvent, UsageEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -43,11 +44,44 @@ def test_an_ae_cannot_reach_data_pages(client, ae, name):
     assert client.get(reverse(name)).status_code == 403
 
 
-def test_finance_manages_imports_but_not_api_keys(client, finance):
+def test_finance_manages_imports_and_api_keys(client, finance):
     client.force_login(finance)
 
     assert client.get(reverse("usage:imports")).status_code == 200
-    assert client.get(reverse("usage:api_keys")).status_code == 403
+    assert client.get(reverse("usage:api_keys")).status_code == 200
+
+
+@pytest.mark.parametrize("role", [Role.AE, Role.CSM, Role.LEADER, Role.PRODUCT])
+def test_only_finance_and_admin_create_or_revoke_keys(client, make_user, role, admin):
+    key, _ = api_key_create(name="billing", scopes=[ApiKey.Scope.EVENTS_WRITE], created_by=admin)
+    client.force_login(make_user(role))
+
+    assert client.post(reverse("usage:api_keys"), {"name": "x", "scopes": ["read"]}).status_code == 403
+    assert client.post(reverse("usage:api_key_revoke", args=[key.pk])).status_code == 403
+    assert ApiKey.objects.get().revoked_at is None
+
+
+def test_finance_creates_a_bi_key_that_reads_as_a_leader_and_the_list_says_so(client, finance, make_user):
+    leader = make_user(Role.LEADER, name="Lee Leader")
+    client.force_login(finance)
+
+    page = client.post(
+        reverse("usage:api_keys"),
+        {"name": "BI tool", "scopes": ["read"], "reads_as": leader.pk, "rate_limit_per_minute": 60},
+    )
+
+    key = ApiKey.objects.get()
+    assert (key.created_by, key.acts_as, key.scopes) == (finance, leader, ["read"])
+    assert "Everything Lee Leader (leader) may see" in page.content.decode()
+
+
+def test_finance_cannot_make_a_key_that_reads_as_an_admin(client, finance, admin):
+    client.force_login(finance)
+
+    page = client.post(reverse("usage:api_keys"), {"name": "root", "scopes": ["read"], "reads_as": admin.pk})
+
+    assert page.status_code == 200 and "reads_as" in page.context["form"].errors
+    assert not ApiKey.objects.exists()
 
 
 def test_an_uploaded_file_is_queued_then_imported_by_the_job(

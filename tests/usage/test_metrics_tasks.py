@@ -10,8 +10,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Account, Contract, Segment
-from usage.api_keys import api_key_create
-from usage.models import AccountMetrics, ApiKey, Meter, MeterTier, MetricsRefresh
+from revops.api_keys import api_key_create
+from revops.models import ApiKey
+from usage.models import AccountMetrics, Meter, MeterTier, MetricsRefresh
 
 
 @pytest.mark.worker

@@ -78,7 +78,9 @@ class Command(BaseCommand):
             return
         seed_people()
         if accounts == 0:
-            self.stdout.write(self.style.SUCCESS(f"Demo loaded: {len(DEMO_PEOPLE)} people, password '{DEMO_PASSWORD}'."))
+            self.stdout.write(
+                self.style.SUCCESS(f"Demo loaded: {len(DEMO_PEOPLE)} people, password '{DEMO_PASSWORD}'.")
+            )
             return
         if DemoStage.objects.exists() and not stages.stages_unfinished():
             self.stdout.write("Demo company already loaded; left as it is.")
@@ -94,7 +96,9 @@ class Command(BaseCommand):
             started = time.monotonic()
             stage = stages.stage_run(name)
             if stage is not None:
-                self.stdout.write(self.style.SUCCESS(f"Demo {name}: {stage.summary} ({time.monotonic() - started:.1f}s)."))
+                self.stdout.write(
+                    self.style.SUCCESS(f"Demo {name}: {stage.summary} ({time.monotonic() - started:.1f}s).")
+                )
         if "company" in here:
             people = User.objects.filter(is_active=True).count()
             self.stdout.write(

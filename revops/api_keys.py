@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from revops.errors import ApplicationError
-from usage.models import ApiKey
+from revops.models import ApiKey, Role
 
 KEY_PREFIX = "rvk_"
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
@@ -26,9 +26,17 @@ def _hash(raw: str) -> str:
 
 
 def api_key_create(
-    *, name: str, scopes: list[str], created_by=None, rate_limit_per_minute: int = 600
+    *, name: str, scopes: list[str], created_by=None, acts_as=None, rate_limit_per_minute: int = 600
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with its secret, which is never stored or shown again."""
+    """Create a key and return it with its secret, which is never stored or shown again.
+
+    A key with the read scope reads as a person (``acts_as``, by default its creator): it
+    sees what that person may see. Someone creating a key may only hand it the reading
+    rights of people whose data they may see themselves, and never an admin's unless they
+    are one, so a key never widens what its creator can reach.
+    """
+    from revops.access import people_in_scope
+
     name = name.strip()
     if not name:
         raise ApplicationError("A key needs a name.")
@@ -41,6 +49,22 @@ def api_key_create(
         )
     if rate_limit_per_minute < 1:
         raise ApplicationError("The rate limit must be at least 1 request per minute.")
+    if ApiKey.Scope.READ in scopes:
+        acts_as = acts_as or created_by
+        if acts_as is None:
+            raise ApplicationError(
+                "A read key must read as a person: it sees exactly what that person may see. "
+                "Say whose data it reads (create_api_key NAME --scope read --as EMAIL)."
+            )
+        if not acts_as.is_active:
+            raise ApplicationError(f"{acts_as} is not active; a key cannot read as them.")
+        if created_by is not None and (
+            not people_in_scope(created_by).filter(pk=acts_as.pk).exists()
+            or (acts_as.role == Role.ADMIN and created_by.role != Role.ADMIN)
+        ):
+            raise ApplicationError(f"You cannot create a key that reads as {acts_as}: it would see more than you may.")
+    else:
+        acts_as = None  # an events key reads nothing
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
         name=name,
@@ -49,8 +73,26 @@ def api_key_create(
         scopes=sorted(set(scopes)),
         rate_limit_per_minute=rate_limit_per_minute,
         created_by=created_by,
+        acts_as=acts_as,
     )
     return key, raw
+
+
+def api_key_reads(key: ApiKey) -> str:
+    """What a key can read, in words (Data → API keys shows it beside each key)."""
+    from revops.access import sees_company
+
+    if ApiKey.Scope.READ not in key.scopes:
+        return "Nothing: it can only send usage events."
+    person = key.acts_as
+    if person is None:
+        return "Nothing: the person it read as was removed."
+    who = f"{person} ({person.get_role_display().lower()})"
+    if not person.is_active:
+        return f"Nothing: {who} is no longer active."
+    if sees_company(person):
+        return f"Everything {who} may see: every account, alert, forecast and statement."
+    return f"What {who} may see: their own (and their teams') accounts, alerts, forecasts and statements."
 
 
 def api_key_revoke(*, key: ApiKey) -> ApiKey:
@@ -64,7 +106,7 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     """The active key for this secret, or None. Records use at most once a minute."""
     if not raw.startswith(KEY_PREFIX):
         return None
-    key = ApiKey.objects.filter(hashed_key=_hash(raw), revoked_at__isnull=True).first()
+    key = ApiKey.objects.select_related("acts_as").filter(hashed_key=_hash(raw), revoked_at__isnull=True).first()
     if key is None:
         return None
     now = timezone.now()
