@@ -1,4 +1,4 @@
-"""Cohort ramp analysis (DOMAIN.md "Forecasting": ramp analysis).
+"""Cohort ramp analysis (docs/metrics.md#forecast-cohorts).
 
 One SQL read (``land_trajectories``) gives each account's consumed revenue by month since
 its first purchase; pure functions turn those into normalized trajectories, cohort

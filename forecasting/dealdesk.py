@@ -1,4 +1,4 @@
-"""Deal desk estimate for a planned contract from similar accounts (DOMAIN.md "Forecasting").
+"""Deal desk estimate for a planned contract from similar accounts (docs/metrics.md#forecast-deal-desk).
 
 Pure functions over ``cohorts.land_trajectories``. Rules:
 

@@ -1,4 +1,4 @@
-"""Dated revenue forecasts per account, kept as immutable snapshots (DOMAIN.md "Forecasting").
+"""Dated revenue forecasts per account, kept as immutable snapshots (docs/metrics.md, "Forecasting").
 
 A nightly run forecasts every account's own daily usage revenue (hierarchy not rolled:
 a parent's forecast is the sum of its subtree's) as of a day. What was forecast on day

@@ -1,5 +1,5 @@
 """Planning pages for finance and leaders: cohort ramps, the deal desk estimate, the
-realization waterfall with the stacked target (DOMAIN.md "Forecasting").
+realization waterfall with the stacked target (docs/metrics.md, "Forecasting").
 
 Each view checks the role, validates its query parameters with a form, calls the
 selectors in ``cohorts`` / ``waterfall`` and the pure functions over them, and renders.

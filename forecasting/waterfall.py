@@ -1,5 +1,4 @@
-"""The leaders' realization waterfall and the stacked target (DOMAIN.md "Shared metrics",
-"Forecasting").
+"""The leaders' realization waterfall and the stacked target (docs/metrics.md#forecast-waterfall).
 
 One SQL read (``period_rows``) gives, per account of the chosen set, its run rate at the
 start, at the end and a year before the end, and its contracts' figures for the period;

@@ -1,5 +1,5 @@
 """Analysis pages for the monthly review: attribution of usage to product releases and
-pilot reports (DOMAIN.md "The monthly cross-functional review", "Pilots").
+pilot reports (docs/metrics.md#review-attribution, #review-pilots).
 
 Each view checks the role, validates its query parameters with a form, calls one
 selector (``reviews.attribution`` / ``reviews.pilots``) and renders. GET only.

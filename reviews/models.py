@@ -1,4 +1,4 @@
-"""The leaders' monthly cross-functional review (DOMAIN.md "The monthly cross-functional review").
+"""The leaders' monthly cross-functional review (docs/metrics.md, "Monthly review").
 
 A review is opened for a month; opening freezes a snapshot of the shared numbers into
 ``Review.snapshot`` (values and the definitions they were computed with, never

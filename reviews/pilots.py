@@ -1,5 +1,5 @@
 """Pilot reports: a pilot comp plan's accounts against comparable accounts outside it
-(DOMAIN.md "Compensation → Pilots": reported before a wider roll-out).
+(docs/metrics.md#review-pilots: reported before a wider roll-out).
 
 The pilot is its plan's latest version: ``accounts`` (external ids) and ``window``
 (``start``/``end`` inclusive). Everything is measured over the window *to date*: from its
@@ -10,7 +10,7 @@ start to its end or the last day with usage data, whichever is earlier.
   largest pilot account of that segment over the same 90 days (and above $0).
 * **Net-new consumption**: revenue in the window minus revenue in the as many days just
   before it (the same figure the pilot bonus in ``comp.engine`` pays on).
-* **Expansion velocity**: compounded monthly growth of run rate over the window, DOMAIN's
+* **Expansion velocity**: compounded monthly growth of run rate over the window, the shared metric's
   definition with the window in place of the trailing 90 days: revenue in the last 30
   days of the window against the 30 days before it, ``(now/then)^(30/days) − 1``
   (``usage.metrics.compound_monthly_growth``). None without revenue in the 30 days before.

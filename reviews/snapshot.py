@@ -42,12 +42,6 @@ PORTFOLIO_FIELDS = (
     "realization_committed",
     "realization_realized",
 )
-EXTRA_DEFINITIONS = {
-    "accounts": ("Accounts", "Accounts with a contract or usage, each counted once."),
-    "realization_committed": ("Committed (365 days)", "Commitments pro-rated over the trailing 365 days."),
-    "realization_realized": ("Realized", "Revenue consumed over the same 365 days."),
-    "realization_gap": ("Realization gap", "Committed (365 days) − realized."),
-}
 
 
 class SnapshotError(Exception):
@@ -86,7 +80,7 @@ def _portfolio(as_of: dt.date | None) -> list[dict]:
 def _definitions() -> dict[str, dict[str, str]]:
     out = {}
     for key in (*PORTFOLIO_FIELDS, "realization_gap"):
-        label, text = DEFINITIONS.get(key) or EXTRA_DEFINITIONS.get(key) or (key, "")
+        label, text = DEFINITIONS[key]
         out[key] = {"label": label, "definition": text}
     return out
 

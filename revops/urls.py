@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("people/", views.people, name="people"),
     path("system/", views.system_status, name="system_status"),
+    path("docs/<slug:name>/", views.docs, name="docs"),
     path("data/", include("usage.urls")),
     path("", include("usage.metric_urls")),
     path("accounts/", include("accounts.urls")),

@@ -5,14 +5,14 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from revops import health
+from revops import health, reference
 from revops.access import people_directory, teams_managed_by
 from revops.models import Role, Team
 from revops.notices import notices_for
@@ -63,6 +63,16 @@ def people(request: HttpRequest) -> HttpResponse:
             "filters": {"role": role, "team": team_id, "q": q},
         },
     )
+
+
+@require_GET
+def docs(request: HttpRequest, name: str) -> HttpResponse:
+    """The product's reference (docs/*.md), for everyone signed in."""
+    doc = reference.document(name)
+    if doc is None:
+        raise Http404("No such document.")
+    others = [(key, title) for key, (_, title) in reference.DOCUMENTS.items() if key != name]
+    return render(request, "revops/docs.html", {"doc": doc, "others": others})
 
 
 @require_GET

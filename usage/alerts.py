@@ -1,4 +1,4 @@
-"""Burn-rate and adoption alerts (DOMAIN.md "Burn-rate bands and alerts").
+"""Burn-rate and adoption alerts (docs/metrics.md, "Alerts").
 
 ``evaluate`` is pure: one account's metrics in, the alert conditions that hold out, each
 with severity, revenue at risk, the comp gate it threatens and the inputs behind it.

@@ -27,6 +27,7 @@ from revops.tabular import spreadsheet_safe
 from usage import selectors
 from usage.access import alert_for, alerts_visible_to, can_act_on_alert, can_change_alert_settings
 from usage.forms import AlertSettingsForm
+from usage.metrics import DEFINITIONS
 from usage.models import AccountMetrics, AlertKind, AlertSettings, AlertState
 from usage.services import alert_act
 
@@ -333,6 +334,22 @@ def book_csv(request: HttpRequest) -> HttpResponse:
 # --- Company metrics ---------------------------------------------------------------------
 
 COMPANY_ROLES = frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN, Role.PRODUCT})
+# The company table's columns, in order (short labels where the table is dense).
+PORTFOLIO_COLUMNS = (
+    ("accounts", None),
+    ("run_rate", None),
+    ("committed_arr", None),
+    ("burn_rate", "Burn"),
+    ("nrr", None),
+    ("gur", None),
+    ("median_ttfbe_days", None),
+    ("expansion_velocity", None),
+    ("consumption_rate", "Consumption"),
+    ("net_new_arr", None),
+    ("realization_committed", "Committed (365d)"),
+    ("realization_realized", None),
+    ("realization_gap", "Gap"),
+)
 
 
 @require_GET
@@ -342,7 +359,8 @@ def company(request: HttpRequest) -> HttpResponse:
     days = selectors.portfolio_days()
     as_of = _parse_as_of(request.GET.get("as_of", ""), days)
     context = selectors.company_metrics(as_of=as_of) if as_of else {}
-    context.update(days=days, as_of=as_of)
+    columns = [(key, label or DEFINITIONS[key][0], DEFINITIONS[key][1]) for key, label in PORTFOLIO_COLUMNS]
+    context.update(days=days, as_of=as_of, columns=columns)
     template = "usage/company.html#company-body" if request.htmx else "usage/company.html"
     return render(request, template, context)
 

@@ -1,4 +1,4 @@
-"""The shared metrics: one definition each (DOMAIN.md "Shared metrics"), as of any date.
+"""The shared metrics: one definition each (docs/metrics.md), as of any date.
 
 Two layers:
 
@@ -579,7 +579,7 @@ def gates(land_on: dt.date | None, as_of: dt.date) -> tuple[str, dt.date | None]
 
 
 def derive(i: Inputs, t: Thresholds, *, feature_count: int) -> Metrics:
-    """Every metric from one account's inputs; see DOMAIN.md for each definition."""
+    """Every metric from one account's inputs; see docs/metrics.md for each definition."""
     d = i.as_of
     n = t.run_rate_days
     run_rate = _q(annualized(i.rev_n, n), CENT)
@@ -831,6 +831,10 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         "Realization",
         "Revenue consumed ÷ commitment pro-rated over the trailing 365 days; the gap is committed − realized.",
     ),
+    "realization_committed": ("Committed (365 days)", "Commitments pro-rated over the trailing 365 days."),
+    "realization_realized": ("Realized", "Revenue consumed over the same 365 days."),
+    "realization_gap": ("Realization gap", "Committed (365 days) − realized."),
+    "accounts": ("Accounts", "Accounts with a contract or usage, each counted once."),
 }
 
 

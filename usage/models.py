@@ -229,7 +229,7 @@ class ImportedUsageFile(models.Model):
 
 
 class Band(models.TextChoices):
-    """Burn-rate bands (DOMAIN.md): what the account team should do next."""
+    """Burn-rate bands (docs/metrics.md#band): what the account team should do next."""
 
     EXPAND = "expand", "Pitch expansion (≥ 70%)"
     ADOPT = "adopt", "Drive adoption (40–70%)"

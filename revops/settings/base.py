@@ -22,6 +22,8 @@ if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
+# A {% metric %} label whose entry is missing from docs/metrics.md fails the page (else it logs).
+REFERENCE_STRICT = env.bool("REFERENCE_STRICT", default=DEBUG)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:

@@ -32,3 +32,4 @@ STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticF
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 CELERY_TASK_ALWAYS_EAGER = False
+REFERENCE_STRICT = True  # a {% metric %} label without its docs/metrics.md entry fails the page

@@ -239,7 +239,7 @@ START, END = dt.date(2026, 3, 31), dt.date(2026, 6, 30)
 
 @pytest.fixture
 def domain_example(meter):
-    """DOMAIN's waterfall (100 − 20 + 60 = 140 committed, actual 110, gap 30) scaled ×365
+    """The reference's waterfall example (100 − 20 + 60 = 140 committed, actual 110, gap 30) scaled ×365
     so run rates are whole dollars: a constant $d a day is d × 30 × 365/30 = d × 365 a
     year. Start: A $80/day (29,200) + B $20/day (7,300) = 36,500. B stops (churn 7,300).
     New logo C signs $21,900 in the period and consumes $30/day (10,950); A stays at

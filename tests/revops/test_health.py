@@ -59,6 +59,30 @@ def test_health_is_down_when_the_broker_is_unreachable(client, settings):
     assert "127.0.0.1" not in response.content.decode()  # no connection details leak
 
 
+@pytest.mark.redis
+@pytest.mark.slow
+def test_health_follows_a_real_redis_that_stops_and_comes_back(client, tmp_path):
+    """The test's own embedded Redis, never the one the suite or the machine uses."""
+    from revops.celery import app
+    from revops.devservices import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    original = app.conf.broker_url
+    try:
+        app.conf.broker_url = server.attach(register=False)
+        assert client.get("/health").json()["broker"]["status"] == "ok"
+
+        server.stop()
+        down = client.get("/health")
+        assert (down.status_code, down.json()["broker"]["status"]) == (503, "down")
+
+        app.conf.broker_url = server.attach(register=False)  # a new port and password
+        assert client.get("/health").json()["broker"]["status"] == "ok"
+    finally:
+        app.conf.broker_url = original
+        server.stop()
+
+
 def test_health_reveals_no_secrets(client, settings):
     text = client.get("/health").content.decode()
 

@@ -1,4 +1,4 @@
-"""Alert rules (DOMAIN.md "Burn-rate bands and alerts") and their nightly sync.
+"""Alert rules (docs/metrics.md, "Alerts") and their nightly sync.
 
 The rules are pure: hand-built ``Inputs`` → ``derive`` → ``evaluate``, each kind firing
 and, just across its boundary, not firing. Then ``refresh_metrics`` against the

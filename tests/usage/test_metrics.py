@@ -1,4 +1,4 @@
-"""The shared metrics (DOMAIN.md "Shared metrics"), each against a hand-worked example.
+"""The shared metrics (docs/metrics.md), each against a hand-worked example.
 
 Rollups are written directly with exact Decimal revenue (no event ingestion), so every
 window sum below can be checked with a calendar and a pencil. 2026 is not a leap year.

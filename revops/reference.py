@@ -1,0 +1,70 @@
+"""The product's own reference: the Markdown files under ``docs/`` served as pages.
+
+``docs/metrics.md`` defines every metric, band, alert, comp rule and forecast; pages link
+each metric's label to its entry (``{% metric %}`` in ``revops/templatetags/reference.py``)
+through one anchor per metric (``<a id="burn_rate"></a>``). The files are read once per
+change of their modification time, so editing a doc needs no restart.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import markdown
+from django.conf import settings
+from django.urls import reverse
+
+DOCS_DIR = Path(settings.BASE_DIR) / "docs"
+# Served documents: URL name → (file, title). Nothing else under docs/ is reachable.
+DOCUMENTS = {
+    "metrics": ("metrics.md", "Metrics reference"),
+    "imports": ("imports.md", "Import file reference"),
+    "plans": ("plans.md", "Comp plan reference"),
+}
+ANCHOR = re.compile(r'<a id="([a-z0-9_-]+)"></a>')
+# Links between the documents ("plans.md#ramp", "docs/imports.md") become links to their pages.
+DOC_LINK = re.compile(r'href="(?:\./|docs/)?(' + "|".join(DOCUMENTS) + r')\.md(#[^"]*)?"')
+
+
+@dataclass(frozen=True)
+class Document:
+    name: str
+    title: str
+    html: str
+    anchors: frozenset[str]
+
+
+_cache: dict[str, tuple[float, Document]] = {}
+_lock = threading.Lock()
+
+
+def document(name: str) -> Document | None:
+    """The rendered document, or None for a name that is not served."""
+    if name not in DOCUMENTS:
+        return None
+    filename, title = DOCUMENTS[name]
+    path = DOCS_DIR / filename
+    mtime = path.stat().st_mtime
+    cached = _cache.get(name)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    with _lock:
+        source = path.read_text(encoding="utf-8")
+        html = markdown.markdown(source, extensions=["tables", "fenced_code", "toc", "sane_lists"])
+        html = DOC_LINK.sub(lambda m: f'href="{doc_url(m.group(1))}{m.group(2) or ""}"', html)
+        doc = Document(name, title, html, frozenset(ANCHOR.findall(source)))
+        _cache[name] = (mtime, doc)
+        return doc
+
+
+def doc_url(name: str, anchor: str = "") -> str:
+    url = reverse("docs", args=[name])
+    return f"{url}#{anchor}" if anchor else url
+
+
+def metric_anchors() -> frozenset[str]:
+    doc = document("metrics")
+    return doc.anchors if doc else frozenset()
