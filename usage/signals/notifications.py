@@ -44,7 +44,7 @@ def _money(value: Decimal) -> str:
 
 
 def _queue_url() -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("metrics:alerts")
+    return settings.SITE_URL.rstrip("/") + reverse("usage:alerts")
 
 
 def _line(alert: Alert) -> str:

@@ -1,0 +1,1 @@
+"""The comp app's pages: one module per screen family, routed by comp/urls.py."""
