@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views
+from accounts.views import account as views
 
 app_name = "accounts"
 

@@ -165,7 +165,7 @@ def fold_loop(every: float, stop: threading.Event, folds: list[tuple[float, int]
     """Stand-in for the Celery worker: fold pending deltas every ``every`` seconds."""
     from django.db import connection
 
-    from usage.rollups import fold_all_deltas
+    from usage.ingestion.rollups import fold_all_deltas
 
     try:
         while not stop.wait(every):
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = common.Summary(NAME)
     url = common.setup()
     from revops.api_keys import api_key_create
-    from usage.rollups import fold_all_deltas, pending_delta_count
+    from usage.ingestion.rollups import fold_all_deltas, pending_delta_count
 
     common.heading(
         f"HTTP API: {args.clients} clients × {args.batch:,}-event batches for {args.duration:.0f} s "

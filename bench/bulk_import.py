@@ -1,4 +1,4 @@
-"""Bulk CSV import with deduplication: ``usage.csv_import.import_usage_stream`` on N events.
+"""Bulk CSV import with deduplication: ``usage.ingestion.csv_import.import_usage_stream`` on N events.
 
     python -m bench.bulk_import [--events 10000000] [--explain]
 
@@ -103,7 +103,7 @@ def _gap_after(sql: str) -> str | None:
 
 
 def timed_import(path: str, *, explain: bool = False) -> tuple[object, float, list[tuple[str, float]], list[str]]:
-    from usage.csv_import import import_usage_stream
+    from usage.ingestion.csv_import import import_usage_stream
 
     timer = common.StatementTimer()
     plans: list[str] = []

@@ -191,7 +191,7 @@ class Population:
 
     def events(self, *, count: int, anchor: dt.date, late_share: float, late_days: int, id_prefix: str) -> list:
         """EventIn objects: most on ``anchor`` and the day before, ``late_share`` up to ``late_days`` back."""
-        from usage.events import DEFAULT_SOURCE, EventIn
+        from usage.ingestion.events import DEFAULT_SOURCE, EventIn
 
         rng = random.Random(f"{self.seed}:events:{id_prefix}")
         known_cum = self.cum_weights[: self.known]

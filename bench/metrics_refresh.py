@@ -12,7 +12,7 @@ refresh is always a first one.
 
 Timed, in this process (server time only, no network):
 
-1. ``usage.services.refresh_metrics(as_of=…)``: the full refresh, then again (a re-run,
+1. ``usage.signals.services.refresh_metrics(as_of=…)``: the full refresh, then again (a re-run,
    which must update alerts, not duplicate them). Open alerts are counted after each run;
    every SQL statement is timed and the heaviest are listed.
 2. ``GET /api/v1/accounts/<external_id>/metrics?as_of=…`` on random accounts with
@@ -225,14 +225,14 @@ def heaviest_statements(timer: common.StatementTimer, wall: float, limit: int = 
 
 
 def time_refresh(args: argparse.Namespace, summary: common.Summary) -> None:
-    common.heading(f"usage.services.refresh_metrics(as_of={args.as_of})")
+    common.heading(f"usage.signals.services.refresh_metrics(as_of={args.as_of})")
     try:
-        from usage import services
+        from usage.signals import services
     except ImportError as exc:
-        raise Missing(f"usage.services cannot be imported: {exc}") from exc
+        raise Missing(f"usage.signals.services cannot be imported: {exc}") from exc
     refresh = getattr(services, "refresh_metrics", None)
     if refresh is None:
-        raise Missing("usage.services.refresh_metrics does not exist yet")
+        raise Missing("usage.signals.services.refresh_metrics does not exist yet")
     emptied = reset_metric_tables()
     common.note(f"emptied before the first run: {', '.join(emptied)}" if emptied else "no metrics or alerts stored yet")
     seconds: list[float] = []

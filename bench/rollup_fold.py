@@ -1,4 +1,4 @@
-"""Incremental rollup: ``usage.rollups.fold_all_deltas()`` after one 100,000-event batch.
+"""Incremental rollup: ``usage.ingestion.rollups.fold_all_deltas()`` after one 100,000-event batch.
 
     python -m bench.rollup_fold [--histories 1000000,10000000] [--batch 100000] [--no-rebuild]
 
@@ -7,7 +7,7 @@ largest uses the bench database itself (what ``bench.bulk_import`` left there, r
 when it holds about H events), the others a sibling (``revops_bench_1m``). A missing
 history is built with the bulk import path (``import_usage_stream`` of the generated
 CSV), then folded and vacuumed (untimed). Then 100,000 new events go through the API's
-storage path (``usage.ingest.ingest_batch``, 1,000 per transaction): 90% on the newest
+storage path (``usage.ingestion.ingest.ingest_batch``, 1,000 per transaction): 90% on the newest
 day and the one before it, 10% late ones up to 30 days back. The timed step is
 ``fold_all_deltas()``. Each size runs in a child process of its own. At the largest
 size, ``rebuild_from_events()`` is timed too (information) and its rows are compared
@@ -58,7 +58,7 @@ def rollup_checksum(first: dt.date, last: dt.date) -> tuple:
 
 def build_history(population: Population, size: int, tmpdir: str | None) -> float:
     from bench.bulk_import import reset_usage_tables
-    from usage.csv_import import import_usage_file
+    from usage.ingestion.csv_import import import_usage_file
 
     reset_usage_tables()
     population.ensure_reference_data()
@@ -79,8 +79,14 @@ def build_history(population: Population, size: int, tmpdir: str | None) -> floa
 
 def run_one(size: int, *, rebuild: bool, batch: int, per_transaction: int, seed: int, explain: bool, tmpdir) -> dict:
     url = common.setup()
-    from usage.ingest import ingest_batch
-    from usage.rollups import fold_all_deltas, fold_deltas, pending_delta_count, raw_event_window, rebuild_from_events
+    from usage.ingestion.ingest import ingest_batch
+    from usage.ingestion.rollups import (
+        fold_all_deltas,
+        fold_deltas,
+        pending_delta_count,
+        raw_event_window,
+        rebuild_from_events,
+    )
 
     out: dict = {"size": size, "database": common.database_name(url)}
     common.heading(f"rollup fold with {size:,} events of history ({common.database_name(url)})")

@@ -19,7 +19,7 @@ from comp.periods import month_start, parse_period
 from comp.selectors import TOTAL_LABELS, statement_view
 from revops.access import people_in_scope
 from revops.api_auth import ApiError, ReadKeyAuth
-from usage.api_metrics import ERRORS
+from usage.signals.api import ERRORS
 
 router = Router(tags=["statements"], auth=[ReadKeyAuth(), django_auth])
 

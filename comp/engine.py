@@ -216,7 +216,7 @@ class Run:
         return assignment.start_on <= day and (assignment.end_on is None or day <= assignment.end_on)
 
     def burn(self, points: Iterable[tuple[int, dt.date]]) -> None:
-        from usage.metrics import burn_at
+        from usage.signals.metrics import burn_at
 
         missing = [p for p in points if p not in self._burn]
         self._burn.update(burn_at(missing))
@@ -329,7 +329,7 @@ def _clawback_burn(point, contract: Contract) -> Decimal | None:
     """Burn at the clawback day; when no commitment is in force that day (a one-year
     contract ends the day before day 365), the run rate is measured against the deal's own
     commit rather than counting as no burn at all."""
-    from usage.metrics import ratio
+    from usage.signals.metrics import ratio
 
     if point.committed_arr:
         return point.burn_rate
@@ -961,7 +961,7 @@ def cs_targets(run: Run) -> None:
 
     One ``account_inputs`` statement per quarter end for every CSM's book together, then
     each book's NRR from its own accounts' rows."""
-    from usage.metrics import Thresholds, retention_inputs
+    from usage.signals.metrics import Thresholds, retention_inputs
 
     periods = [
         (assignment, start, end)
@@ -993,7 +993,7 @@ def cs_targets(run: Run) -> None:
 def _cs_period(
     run: Run, assignment: Assignment, start: dt.date, end: dt.date, book: list[int], inputs_by_account: dict
 ) -> None:
-    from usage.metrics import Thresholds, portfolio
+    from usage.signals.metrics import Thresholds, portfolio
 
     version = run.version(assignment, end)
     if version is None:

@@ -1,12 +1,37 @@
-from django.urls import path
+"""Every page of the comp app, mounted once at /comp/ by ``revops/urls.py``."""
 
-from comp import views
+from django.urls import path, register_converter
+
+from comp.views import plans, statements
+
+
+class MonthConverter:
+    """YYYY-MM in the path; the view parses (and 404s) impossible months like 2026-13."""
+
+    regex = r"\d{4}-\d{2}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value) -> str:
+        return value if isinstance(value, str) else f"{value:%Y-%m}"
+
+
+register_converter(MonthConverter, "statement_month")
 
 app_name = "comp"
 
 urlpatterns = [
-    path("plans/", views.plans, name="plans"),
-    path("plans/upload/", views.plan_upload, name="plan_upload"),
-    path("plans/<int:plan_id>/", views.plan_detail, name="plan_detail"),
-    path("plans/<int:plan_id>/plan.yaml", views.plan_download, name="plan_download"),
+    path("plans/", plans.plans, name="plans"),
+    path("plans/upload/", plans.plan_upload, name="plan_upload"),
+    path("plans/<int:plan_id>/", plans.plan_detail, name="plan_detail"),
+    path("plans/<int:plan_id>/plan.yaml", plans.plan_download, name="plan_download"),
+    path("statements/", statements.index, name="statements"),
+    path("statements/<int:person_id>/<statement_month:period>/", statements.statement, name="statement"),
+    path("statements/<int:person_id>/<statement_month:period>.csv", statements.statement_csv, name="statement_csv"),
+    path("statements/<int:person_id>/<statement_month:period>/approve/", statements.approve, name="statement_approve"),
+    path("statements/<int:person_id>/estimator/", statements.estimator, name="estimator"),
+    path("statements/lines/<int:line_id>/", statements.line, name="line"),
+    path("statements/lines/<int:line_id>/inquiries/", statements.inquiry_raise, name="inquiry_raise"),
+    path("statements/inquiries/<int:inquiry_id>/answer/", statements.inquiry_answer, name="inquiry_answer"),
 ]

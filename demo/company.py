@@ -6,7 +6,7 @@ Two halves:
   and the ``as_of`` anchor decide everything (no wall clock, no set iteration, no
   database), so the same arguments give the same company byte for byte.
 * ``load_company`` writes a plan: reference data with ``bulk_create``; usage as a CSV
-  stream through ``usage.csv_import.import_usage_stream`` (the real bulk path: SQL
+  stream through ``usage.ingestion.csv_import.import_usage_stream`` (the real bulk path: SQL
   validation, COPY, the API's store statement) and then ``fold_all_deltas``.
 
 The usage window is the ``months`` calendar months before ``as_of``; the last day with
@@ -1043,8 +1043,8 @@ def load_company(plan: CompanyPlan) -> LoadResult:
     """Write a plan in one transaction: all of it or nothing."""
     from django.db import connection, transaction
 
-    from usage.csv_import import import_usage_stream
-    from usage.rollups import fold_all_deltas, fold_deltas, pending_delta_count
+    from usage.ingestion.csv_import import import_usage_stream
+    from usage.ingestion.rollups import fold_all_deltas, fold_deltas, pending_delta_count
 
     with transaction.atomic():
         with connection.cursor() as cursor:

@@ -54,7 +54,7 @@ def _company(stage: DemoStage) -> str:
 
 
 def _metrics(stage: DemoStage) -> str:
-    from usage.services import refresh_metrics
+    from usage.signals.services import refresh_metrics
 
     days = metrics_history_days(stage.as_of)
     for day in days:

@@ -21,7 +21,7 @@ from forecasting.accuracy import snapshot_accuracy
 from forecasting.models import AccountForecast, ForecastMethod
 from revops.api_auth import ApiError, ReadKeyAuth
 from revops.clock import today_utc
-from usage.api_metrics import ISO_DAY, _money, _ratio
+from usage.signals.api import ISO_DAY, _money, _ratio
 
 router = Router(tags=["forecasts"], auth=[ReadKeyAuth(), django_auth])
 

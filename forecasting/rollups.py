@@ -37,8 +37,8 @@ from forecasting.models import AccountForecast, ForecastPoint
 from revops.access import people_in_scope, sees_company
 from revops.clock import today_utc
 from revops.models import Team, User
-from usage.metrics import subtree_ids
 from usage.models import DailyRollup
+from usage.signals.metrics import subtree_ids
 
 HORIZONS = (90, 180, 365)
 CENT = Decimal("0.01")

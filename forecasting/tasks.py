@@ -5,7 +5,7 @@ import datetime as dt
 from celery import shared_task
 from django.db import OperationalError
 
-from usage.tasks import yesterday
+from revops.clock import yesterday_utc as yesterday
 
 # Shards the nightly run fans out to (one per worker process; 5,000 accounts in two halves).
 NIGHTLY_SHARDS = 2

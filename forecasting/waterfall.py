@@ -7,7 +7,7 @@ pure functions build the waterfall and the stacked target from those rows.
 Rules:
 
 * **Run rate** at a day d = revenue over the 30 days ending d × 365/30 (the shared
-  definition, ``usage.metrics.annualized``), each account's own rollups (a division is
+  definition, ``usage.signals.metrics.annualized``), each account's own rollups (a division is
   its own account, so nothing counts twice).
 * **Churn** = the start run rate of accounts that had one and, at the end, either have
   none or have had every contract end (last ``end_on`` before the end day).
@@ -31,7 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 
-from usage.metrics import annualized
+from usage.signals.metrics import annualized
 
 RUN_RATE_DAYS = 30
 CENT = Decimal("0.01")

@@ -13,7 +13,7 @@ start to its end or the last day with usage data, whichever is earlier.
 * **Expansion velocity**: compounded monthly growth of run rate over the window, the shared metric's
   definition with the window in place of the trailing 90 days: revenue in the last 30
   days of the window against the 30 days before it, ``(now/then)^(30/days) − 1``
-  (``usage.metrics.compound_monthly_growth``). None without revenue in the 30 days before.
+  (``usage.signals.metrics.compound_monthly_growth``). None without revenue in the 30 days before.
 * **Activities**: logged activities (calls, meetings, emails, reviews, notes) per account
   in the window.
 
@@ -34,8 +34,8 @@ from django.db import connection
 from django.db.models import Max
 
 from comp.models import Plan, PlanType, PlanVersion
-from usage.metrics import compound_monthly_growth
 from usage.models import DailyRollup
+from usage.signals.metrics import compound_monthly_growth
 
 SIZE_DAYS = 90
 SIZE_LOW, SIZE_HIGH = Decimal("0.5"), Decimal(2)

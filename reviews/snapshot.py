@@ -23,8 +23,8 @@ from forecasting import cohorts as cohort_analysis
 from forecasting import rollups
 from forecasting import waterfall as realization
 from forecasting.models import AccountForecast
-from usage.metrics import DEFINITIONS
 from usage.models import AccountMetrics, PortfolioMetrics
+from usage.signals.metrics import DEFINITIONS
 
 GROWTH_TARGET = Decimal("0.20")
 MOVERS = 5

@@ -44,7 +44,7 @@ def invalid(request: HttpRequest, exc: ValidationError):
     return api.create_response(request, {"detail": f"Invalid request: {exc.errors}"}, status=400)
 
 
-api.add_router("/", "usage.api.router")
-api.add_router("/", "usage.api_metrics.router")
+api.add_router("/", "usage.ingestion.api.router")
+api.add_router("/", "usage.signals.api.router")
 api.add_router("/", "comp.api.router")
 api.add_router("/", "forecasting.api.router")

@@ -9,3 +9,8 @@ from django.utils import timezone
 
 def today_utc() -> dt.date:
     return timezone.now().astimezone(dt.UTC).date()
+
+
+def yesterday_utc() -> dt.date:
+    """The last complete UTC day: what the nightly jobs compute as of."""
+    return today_utc() - dt.timedelta(days=1)

@@ -20,14 +20,12 @@ class NavItem:
 
 NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "home", EVERYONE, "/"),
-    NavItem("Alerts", "metrics:alerts", frozenset({Role.CSM, Role.LEADER, Role.ADMIN}), "/alerts/"),
-    NavItem("Book", "metrics:book", frozenset({Role.AE, Role.CSM, Role.LEADER, Role.ADMIN}), "/book/"),
-    NavItem(
-        "Metrics", "metrics:company", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN, Role.PRODUCT}), "/metrics/"
-    ),
+    NavItem("Alerts", "usage:alerts", frozenset({Role.CSM, Role.LEADER, Role.ADMIN}), "/alerts/"),
+    NavItem("Book", "usage:book", frozenset({Role.AE, Role.CSM, Role.LEADER, Role.ADMIN}), "/book/"),
+    NavItem("Metrics", "usage:company", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN, Role.PRODUCT}), "/metrics/"),
     NavItem(
         "Statements",
-        "statements:index",
+        "comp:statements",
         frozenset({Role.AE, Role.CSM, Role.LEADER, Role.FINANCE, Role.ADMIN}),
         "/comp/statements/",
     ),
@@ -35,11 +33,11 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Comp", "comp:plans", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN}), "/comp/plans/"),
     NavItem(
         "Forecast",
-        "forecasts:index",
+        "forecasting:forecast",
         frozenset({Role.AE, Role.CSM, Role.LEADER, Role.FINANCE, Role.ADMIN, Role.PRODUCT}),
         "/forecasts/",
     ),
-    NavItem("Planning", "planning:cohorts", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN}), "/planning/"),
+    NavItem("Planning", "forecasting:cohorts", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN}), "/planning/"),
     NavItem("Reviews", "reviews:index", EVERYONE, "/reviews/"),
     NavItem("People", "people", EVERYONE, "/people/"),
     NavItem("Data", "usage:imports", frozenset({Role.FINANCE, Role.ADMIN}), "/data/"),

@@ -47,7 +47,10 @@ def document(name: str) -> Document | None:
         return None
     filename, title = DOCUMENTS[name]
     path = DOCS_DIR / filename
-    mtime = path.stat().st_mtime
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
     cached = _cache.get(name)
     if cached and cached[0] == mtime:
         return cached[1]

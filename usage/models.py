@@ -1,7 +1,7 @@
 """Meters, metered usage and its daily rollups.
 
 The raw event table is partitioned by month in PostgreSQL and written only by
-``usage.ingest`` with COPY; Django reads it through an unmanaged model. Every page,
+``usage.ingestion.ingest`` with COPY; Django reads it through an unmanaged model. Every page,
 metric and job reads ``DailyRollup``, never raw events.
 """
 
@@ -239,7 +239,7 @@ class Band(models.TextChoices):
 
 class AccountMetrics(models.Model):
     """One account's shared metrics as of one day, hierarchy rolled up (the account and
-    every division below it). Written only by ``usage.services.refresh_metrics``; pages
+    every division below it). Written only by ``usage.signals.services.refresh_metrics``; pages
     read these rows instead of aggregating rollups per request. Ratios are fractions."""
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="metrics")

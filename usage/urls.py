@@ -1,14 +1,31 @@
+"""Every page of the usage app, mounted once at the site root by ``revops/urls.py``."""
+
 from django.urls import path
 
-from usage import views
+from usage.views import data, metrics, panels
 
 app_name = "usage"
 
 urlpatterns = [
-    path("imports/", views.imports, name="imports"),
-    path("imports/<int:job_id>/", views.import_job, name="import_job"),
-    path("quarantine/", views.quarantine, name="quarantine"),
-    path("quarantine/replay/", views.quarantine_replay_view, name="quarantine_replay"),
-    path("api-keys/", views.api_keys, name="api_keys"),
-    path("api-keys/<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
+    # Data in (finance, admins): imports, quarantine, API keys.
+    path("data/imports/", data.imports, name="imports"),
+    path("data/imports/<int:job_id>/", data.import_job, name="import_job"),
+    path("data/quarantine/", data.quarantine, name="quarantine"),
+    path("data/quarantine/replay/", data.quarantine_replay_view, name="quarantine_replay"),
+    path("data/api-keys/", data.api_keys, name="api_keys"),
+    path("data/api-keys/<int:key_id>/revoke/", data.api_key_revoke_view, name="api_key_revoke"),
+    # Signals: alerts triage, the book, company metrics, alert thresholds.
+    path("alerts/", metrics.alerts, name="alerts"),
+    path("alerts/bulk/", metrics.alert_bulk, name="alert_bulk"),
+    path("alerts/<int:alert_id>/act/", metrics.alert_action, name="alert_action"),
+    path("alerts/<int:alert_id>/forms/", metrics.alert_forms, name="alert_forms"),
+    path("alerts/<int:alert_id>/history/", metrics.alert_history, name="alert_history"),
+    path("book/", metrics.book, name="book"),
+    path("book.csv", metrics.book_csv, name="book_csv"),
+    path("metrics/", metrics.company, name="company"),
+    path("system/alert-settings/", metrics.alert_settings, name="alert_settings"),
+    # The account page's panels (fetched by accounts' page with htmx).
+    path("usage/accounts/<str:external_id>/metrics/", panels.metrics_panel, name="panel_metrics"),
+    path("usage/accounts/<str:external_id>/usage-chart/", panels.usage_chart_panel, name="panel_usage_chart"),
+    path("usage/accounts/<str:external_id>/alerts/", panels.alerts_panel, name="panel_alerts"),
 ]

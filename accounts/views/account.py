@@ -1,5 +1,5 @@
 """The account page: a shell with the panels accounts owns (facts, hierarchy, owners,
-contracts, activities, plan). Usage renders its own panels (``usage.panel_views``),
+contracts, activities, plan). Usage renders its own panels (``usage.views.panels``),
 which the shell fetches with ``hx-get`` on load."""
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def _line_for(request: HttpRequest, line_id: int) -> LedgerLine:
 
 
 def _statement_url(person_id: int, period: dt.date) -> str:
-    return reverse("statements:statement", args=[person_id, f"{period:%Y-%m}"])
+    return reverse("comp:statement", args=[person_id, f"{period:%Y-%m}"])
 
 
 def _sees_others(user: User) -> bool:
@@ -246,7 +246,7 @@ def _line_response(request: HttpRequest, line_id: int, *, error: str = "", body:
     if not request.htmx:
         if error:
             messages.error(request, error)
-        return redirect(reverse("statements:line", args=[line_id]))
+        return redirect(reverse("comp:line", args=[line_id]))
     context = _line_context(request, item, error=error, body=body)
     context["summary_oob"] = True  # the row's inquiry tag follows the thread
     if totals:

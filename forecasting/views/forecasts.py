@@ -170,7 +170,7 @@ def account_panel(request: HttpRequest, external_id: str) -> HttpResponse:
                 title="Revenue per day: actual and forecast",
                 height=300,
             ),
-            "page_url": reverse("forecasts:index") + f"?{scope.query}&as_of={as_of.isoformat()}",
+            "page_url": reverse("forecasting:forecast") + f"?{scope.query}&as_of={as_of.isoformat()}",
         }
     template = "forecasting/forecast_panel.html"
     return render(request, f"{template}#panel" if request.htmx else template, context)

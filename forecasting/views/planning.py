@@ -160,13 +160,13 @@ def deal_desk_store(request: HttpRequest) -> HttpResponse:
     if not form.is_valid() or form.cleaned_data["contract"] is None:
         errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()) or "contract: choose a contract."
         messages.error(request, f"Nothing stored. {errors}")
-        return redirect(reverse("planning:deal_desk") + "?" + request.POST.urlencode())
+        return redirect(reverse("forecasting:deal_desk") + "?" + request.POST.urlencode())
     trajectories = cohort_analysis.land_trajectories(as_of=_as_of())
     estimate = _estimate_for(form, trajectories)
     contract: Contract = form.cleaned_data["contract"]
     if not estimate.count:
         messages.error(request, f"No similar accounts: nothing stored on {contract.external_id}.")
-        return redirect(reverse("planning:deal_desk") + f"?contract={contract.external_id}")
+        return redirect(reverse("forecasting:deal_desk") + f"?contract={contract.external_id}")
     ramp = cohort_analysis.segment_ramps(trajectories).get(form.cleaned_data["segment"])
     with transaction.atomic():
         contract = Contract.objects.select_for_update().get(pk=contract.pk)
@@ -181,7 +181,7 @@ def deal_desk_store(request: HttpRequest) -> HttpResponse:
         f"Stored on {contract.external_id}: deal desk estimate {estimate.expected:,.0f}, "
         f"AE estimate {contract.ae_estimate if contract.ae_estimate is not None else '—'}, ramp {contract.ramp_days} days.",
     )
-    return redirect(reverse("planning:deal_desk") + f"?contract={contract.external_id}")
+    return redirect(reverse("forecasting:deal_desk") + f"?contract={contract.external_id}")
 
 
 class WaterfallForm(forms.Form):

@@ -175,7 +175,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / ".run" / "media")
 
 # --- Security (secure unless DEBUG is on; each can be overridden) --------------------
-CSRF_FAILURE_VIEW = "revops.views.csrf_failure"
+CSRF_FAILURE_VIEW = "revops.views.pages.csrf_failure"
 SESSION_ENGINE = "revops.sessions"  # database sessions; see revops/sessions.py
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)

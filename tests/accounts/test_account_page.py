@@ -167,10 +167,10 @@ def test_shell_fetches_each_usage_panel_on_load_with_a_link_fallback(client, own
     html = client.get(page_url(owned) + "?as_of=2026-01-31").content.decode()
 
     for name in ("metrics", "usage_chart"):
-        url = reverse(f"panels:{name}", args=["GLOBEX"]) + "?as_of=2026-01-31"
+        url = reverse(f"usage:panel_{name}", args=["GLOBEX"]) + "?as_of=2026-01-31"
         assert f'hx-get="{url}" hx-trigger="load"' in html
         assert f'<a href="{url}">' in html
-    alerts = reverse("panels:alerts", args=["GLOBEX"])
+    alerts = reverse("usage:panel_alerts", args=["GLOBEX"])
     assert f'hx-get="{alerts}" hx-trigger="load"' in html
 
 
@@ -209,9 +209,9 @@ def _every_url(account: Account) -> list[tuple[str, str]]:
         ("post", activities_url(account)),
         ("get", plan_url(account)),
         ("post", plan_url(account)),
-        ("get", reverse("panels:metrics", args=[ext])),
-        ("get", reverse("panels:usage_chart", args=[ext])),
-        ("get", reverse("panels:alerts", args=[ext])),
+        ("get", reverse("usage:panel_metrics", args=[ext])),
+        ("get", reverse("usage:panel_usage_chart", args=[ext])),
+        ("get", reverse("usage:panel_alerts", args=[ext])),
     ]
 
 

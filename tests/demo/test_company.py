@@ -281,7 +281,7 @@ def test_load_company_is_all_or_nothing(monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("fold failed")
 
-    monkeypatch.setattr("usage.rollups.fold_all_deltas", fail)
+    monkeypatch.setattr("usage.ingestion.rollups.fold_all_deltas", fail)
     with pytest.raises(RuntimeError):
         load_company(plan_company(**SMALL))
 

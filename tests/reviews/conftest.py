@@ -11,7 +11,7 @@ from accounts.models import Account, Activity, ActivityKind, OwnerRole, Ownershi
 from comp.models import Plan, PlanType, PlanVersion
 from revops.models import Role
 from usage.models import DailyRollup, Meter, MeterTier, ProductRelease
-from usage.services import refresh_metrics
+from usage.signals.services import refresh_metrics
 
 RELEASED_ON = dt.date(2026, 3, 1)
 # A 60-day pilot window, with usage history from 90 days before it.

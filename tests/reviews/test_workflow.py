@@ -18,7 +18,7 @@ from revops.models import Role
 from tests.factories import UserFactory
 from tests.reviews.conftest import build_review_company
 from usage.models import DailyRollup, PortfolioMetrics
-from usage.services import refresh_metrics
+from usage.signals.services import refresh_metrics
 
 OCT = dt.date(2026, 10, 1)
 NOV = dt.date(2026, 11, 1)

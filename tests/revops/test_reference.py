@@ -15,9 +15,9 @@ from django.template import Context, Template
 from revops.models import Role
 from revops.reference import metric_anchors
 from revops.templatetags.reference import UnknownMetric
-from usage import api_metrics
-from usage.metrics import DEFINITIONS
 from usage.models import AlertKind
+from usage.signals import api as api_metrics
+from usage.signals.metrics import DEFINITIONS
 
 # Fields of the metrics API that name or place a figure rather than being one.
 NOT_FIGURES = {"account", "account_name", "as_of", "source", "segment", "scope", "id", "owner", "escalated_to"}

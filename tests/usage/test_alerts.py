@@ -16,8 +16,6 @@ import pytest
 
 from accounts.models import Account, Contract, OwnerRole, Ownership, PricingModel, Segment
 from revops.models import Role
-from usage.alerts import evaluate
-from usage.metrics import Inputs, Metrics, Thresholds, derive
 from usage.models import (
     AccountMetrics,
     Alert,
@@ -31,7 +29,9 @@ from usage.models import (
     PortfolioMetrics,
     Severity,
 )
-from usage.services import alert_act, refresh_metrics
+from usage.signals.alerts import evaluate
+from usage.signals.metrics import Inputs, Metrics, Thresholds, derive
+from usage.signals.services import alert_act, refresh_metrics
 
 D = dt.date
 T = Thresholds()

@@ -35,7 +35,6 @@ from accounts.models import Account, Contract, OwnerRole, Ownership, PricingMode
 from revops.api_keys import api_key_create, api_key_revoke
 from revops.errors import ApplicationError
 from revops.models import ApiKey, Role
-from usage.metrics import DEFINITIONS
 from usage.models import (
     AccountMetrics,
     Alert,
@@ -47,7 +46,8 @@ from usage.models import (
     PortfolioMetrics,
     Severity,
 )
-from usage.services import refresh_metrics
+from usage.signals.metrics import DEFINITIONS
+from usage.signals.services import refresh_metrics
 
 pytestmark = pytest.mark.django_db
 

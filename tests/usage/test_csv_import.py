@@ -27,7 +27,7 @@ from accounts.models import Account, Segment
 from revops.tabular import ImportRejected
 from tests.conftest import worker_database_url
 from tests.usage.conftest import event
-from usage.csv_import import UsageImportResult, import_usage_stream
+from usage.ingestion.csv_import import UsageImportResult, import_usage_stream
 from usage.models import DailyRollup, FirstSeen, MeterTier, QuarantinedEvent, UsageEvent
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from revops.api_keys import api_key_create
 from revops.models import ApiKey, Role
-from usage.jobs import import_job_run
+from usage.ingestion.jobs import import_job_run
 from usage.models import ImportJob, QuarantinedEvent, UsageEvent
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ import pytest
 from celery.exceptions import Retry
 from django.utils import timezone
 
-from usage import jobs
-from usage.jobs import JobStillRunning, import_job_run, import_jobs_stale
+from usage.ingestion import jobs
+from usage.ingestion.jobs import JobStillRunning, import_job_run, import_jobs_stale
 from usage.models import ImportJob, ImportKind, UsageEvent
 from usage.tasks import requeue_stale_import_jobs, run_import_job
 

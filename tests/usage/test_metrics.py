@@ -13,7 +13,8 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import Account, Contract, PricingModel, Segment
-from usage.metrics import (
+from usage.models import DailyRollup, FirstSeen, FirstSeenKind, Meter, MeterTier
+from usage.signals.metrics import (
     Inputs,
     Portfolio,
     Thresholds,
@@ -27,7 +28,6 @@ from usage.metrics import (
     portfolio_metrics,
     retention_inputs,
 )
-from usage.models import DailyRollup, FirstSeen, FirstSeenKind, Meter, MeterTier
 
 D = dt.date
 T = Thresholds()

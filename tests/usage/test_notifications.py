@@ -18,7 +18,7 @@ from django.core import mail
 from accounts.models import Account, Segment
 from revops.models import Role, Team
 from usage.models import Alert, AlertKind, AlertState, Severity
-from usage.notifications import send_digests
+from usage.signals.notifications import send_digests
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from accounts.models import Account, Contract, OwnerRole, Ownership, Segment
 from revops.models import Role
-from usage.charts import Release, Term, commit_pace, revenue_by_meter, usage_figure
 from usage.models import (
     AccountMetrics,
     Alert,
@@ -27,6 +26,7 @@ from usage.models import (
     ProductRelease,
     Severity,
 )
+from usage.signals.charts import Release, Term, commit_pace, revenue_by_meter, usage_figure
 
 pytestmark = pytest.mark.django_db
 
@@ -144,7 +144,7 @@ def snapshot(account, as_of, **overrides) -> AccountMetrics:
 
 
 def url(name: str, account: Account, query: str = "") -> str:
-    return reverse(f"panels:{name}", args=[account.external_id]) + query
+    return reverse(f"usage:panel_{name}", args=[account.external_id]) + query
 
 
 # --- Metrics ------------------------------------------------------------------------------
@@ -181,11 +181,12 @@ def test_metrics_panel_shows_every_metric_with_its_definition_and_why_health_mov
         "66.7%",  # feature adoption
     ):
         assert value in html, value
-    # Definitions on hover and for screen readers.
+    # Definitions on hover and for screen readers; each label links to its reference entry.
     assert (
-        '<abbr title="Run rate ÷ committed ARR in force. Bands: ≥ 70% expand, 40–70% adopt, &lt; 40% escalate."' in html
-    )
-    assert html.count("<dfn><abbr title=") == 14  # 13 metrics + health
+        '<a class="metric-label" href="/docs/metrics/#burn_rate" '
+        'title="Run rate ÷ committed ARR in force. Bands: ≥ 70% expand, 40–70% adopt, &lt; 40% escalate.">Burn rate</a>'
+    ) in html
+    assert html.count('<a class="metric-label" href="/docs/metrics/#') == 14 + 5  # 13 metrics + health, its 5 parts
     # Health: the score, each component's points of its maximum and why.
     assert '<span class="health-number">54</span>' in html
     assert '<span class="mono">16.4/35</span>' in html
@@ -394,7 +395,7 @@ def test_alerts_panel_lists_active_first_then_the_last_ten_closed(client, acme, 
     assert "<strong>2</strong> active · <strong>$51,000</strong> revenue at risk" in html
     assert "12-month clawback" in html and "2026-12-20" in html and "Casey Success" in html
     assert html.count('class="alert-closed"') == 10
-    assert f'href="{reverse("metrics:alerts")}"' in html
+    assert f'href="{reverse("usage:alerts")}"' in html
 
 
 def test_alerts_panel_without_alerts(client, acme, ae):

@@ -1,7 +1,7 @@
 """One rule set for times and quantities: the CSV import (SQL) and the API (Python) agree.
 
 Every edge case goes through both paths: ``import_usage_stream`` (the CSV's SQL checks, its
-cheap predicate and its typed casts) and the API's parser (``usage.events``) and endpoint.
+cheap predicate and its typed casts) and the API's parser (``usage.ingestion.events``) and endpoint.
 Both must accept it with the same stored value, or refuse it with the same reason.
 """
 
@@ -16,8 +16,8 @@ import pytest
 
 from revops.tabular import ImportRejected
 from tests.usage.conftest import event
-from usage.csv_import import import_usage_stream
-from usage.events import EventError, parse_native
+from usage.ingestion.csv_import import import_usage_stream
+from usage.ingestion.events import EventError, parse_native
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db

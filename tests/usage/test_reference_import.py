@@ -13,9 +13,9 @@ from accounts.imports import import_accounts, import_contracts, import_owners
 from revops.people_import import import_people
 from revops.tabular import CellError
 from tests.import_helpers import EXAMPLES, csv_file, example, rejected
-from usage.csv_import import import_usage_stream
+from usage.ingestion.csv_import import import_usage_stream
+from usage.ingestion.reference_import import import_meters, import_releases, parse_tiers
 from usage.models import Meter, MeterTier, ProductRelease, UsageEvent
-from usage.reference_import import import_meters, import_releases, parse_tiers
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from usage.events import EventIn
-from usage.ingest import ingest_batch
+from usage.ingestion.events import EventIn
+from usage.ingestion.ingest import ingest_batch
+from usage.ingestion.rollups import fold_all_deltas
+from usage.ingestion.services import retention_apply
 from usage.models import DailyRollup, UsageEvent
-from usage.rollups import fold_all_deltas
-from usage.services import retention_apply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,7 +90,7 @@ def test_running_retention_twice_changes_nothing_more(acme, meter):
 def test_an_identical_backfill_file_adds_nothing_even_after_its_events_expired(acme, meter):
     import io
 
-    from usage.csv_import import import_usage_stream
+    from usage.ingestion.csv_import import import_usage_stream
 
     content = b"id,account,meter,time,quantity\nold1,acme,api-calls,2026-08-10T10:00:00Z,7\n"
     first = import_usage_stream(io.BytesIO(content))

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.models import Account, Segment
-from usage.events import EventIn
-from usage.ingest import ingest_batch
+from usage.ingestion.events import EventIn
+from usage.ingestion.ingest import ingest_batch
+from usage.ingestion.rollups import FOLD_LOCK, fold_all_deltas, fold_deltas, rebuild_from_events
 from usage.models import DailyRollup, FirstSeen, Meter, MeterTier
-from usage.rollups import FOLD_LOCK, fold_all_deltas, fold_deltas, rebuild_from_events
 
 pytestmark = pytest.mark.django_db
 

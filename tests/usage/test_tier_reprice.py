@@ -10,11 +10,11 @@ import pytest
 from accounts.models import Account, Segment
 from revops.tabular import ImportRejected
 from tests.import_helpers import csv_file
-from usage.events import EventIn
-from usage.ingest import ingest_batch
+from usage.ingestion.events import EventIn
+from usage.ingestion.ingest import ingest_batch
+from usage.ingestion.reference_import import import_meters
+from usage.ingestion.rollups import fold_all_deltas, rebuild_from_events
 from usage.models import DailyRollup, Meter, MeterTier
-from usage.reference_import import import_meters
-from usage.rollups import fold_all_deltas, rebuild_from_events
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,8 @@ from ninja.errors import HttpError
 
 from revops.api_auth import ApiError, require_scope
 from revops.models import ApiKey
-from usage.events import EventError, check_time_window, parse_cloudevent, parse_native
-from usage.ingest import ingest_batch
+from usage.ingestion.events import EventError, check_time_window, parse_cloudevent, parse_native
+from usage.ingestion.ingest import ingest_batch
 
 router = Router(tags=["usage"])
 

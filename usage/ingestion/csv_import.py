@@ -3,9 +3,9 @@
 The file's bytes go straight to PostgreSQL's COPY (no per-row Python work), into a
 temporary staging table of text columns. One SQL pass then types every row that a cheap
 predicate vouches for (the usual case: the whole file); only when some row is not vouched
-for are the rules of ``usage.events`` applied, to those rows, to report every problem with
+for are the rules of ``usage.ingestion.events`` applied, to those rows, to report every problem with
 its line and column. Any problem rolls the whole import back. A clean
-file is stored by the same statement the API uses (``usage.ingest``), so deduplication,
+file is stored by the same statement the API uses (``usage.ingestion.ingest``), so deduplication,
 quarantine and rollup deltas behave identically. Memory stays bounded by the chunk size
 whatever the file's size. Lines are counted as CSV records (a quoted field spanning
 several lines counts once).
@@ -25,7 +25,8 @@ from django.db import DatabaseError, DataError, IntegrityError, connection, tran
 from django.utils import timezone
 
 from revops.tabular import ImportRejected, ImportReport, read_header
-from usage.events import (
+from usage.enqueue import enqueue_rollup_fold
+from usage.ingestion.events import (
     DEFAULT_SOURCE,
     MAX_ID_LENGTH,
     QUANTITY_MAX_DECIMALS,
@@ -35,7 +36,7 @@ from usage.events import (
     TIME_NAIVE_PATTERN,
     TIME_PATTERN,
 )
-from usage.ingest import ensure_partitions, store_sql
+from usage.ingestion.ingest import ensure_partitions, store_sql
 
 REQUIRED = ["id", "account", "meter", "time", "quantity"]
 OPTIONAL = ["source", "properties"]
@@ -82,12 +83,12 @@ def _col(columns: list[str], name: str) -> str | None:
     return f"c{columns.index(name)}" if name in columns else None
 
 
-# usage.events.WHITESPACE as an SQL E'' literal: times and quantities are stripped alike.
+# usage.ingestion.events.WHITESPACE as an SQL E'' literal: times and quantities are stripped alike.
 _WS = r"E' \t\n\r\f\v'"
 
 
 def _cheap_ok_sql(c: dict[str, str | None]) -> str:
-    """A cheap predicate true only for rows that pass every rule of ``usage.events``.
+    """A cheap predicate true only for rows that pass every rule of ``usage.ingestion.events``.
 
     No regular expression: a time or quantity in its canonical form casts and prints back
     to the same text (PostgreSQL's own parser checks the digits, the date, the ranges). Rows
@@ -146,7 +147,7 @@ def _trimmed_sql(c: dict[str, str | None]) -> str:
 
 def _reasons_sql(c: dict[str, str | None], rows: str, *, cast: bool) -> str:
     """(line, column, reason) for every problem of the staged rows matching ``rows``: the
-    rules of ``usage.events`` (same patterns, same order, same messages), row by row."""
+    rules of ``usage.ingestion.events`` (same patterns, same order, same messages), row by row."""
     checks = [
         f"""('{name}', CASE WHEN v_{name} IS NULL OR v_{name} = '' THEN 'is required'
                   WHEN length(v_{name}) > {MAX_ID_LENGTH} THEN 'is longer than {MAX_ID_LENGTH} characters' END)"""
@@ -370,9 +371,7 @@ def import_usage_stream(
             "UPDATE usage_importedusagefile SET accepted = %s WHERE sha256 = %s", [accepted, stream.digest.hexdigest()]
         )
         if accepted:
-            from usage.tasks import schedule_rollup_fold
-
-            transaction.on_commit(schedule_rollup_fold)
+            transaction.on_commit(enqueue_rollup_fold)
         if progress:
             progress(done)
     return UsageImportResult(
@@ -384,7 +383,7 @@ def _store(cursor, received_at: dt.datetime) -> int:
     """Store the resolved rows; the number of new events.
 
     A backfill file usually holds only new events: when a sample of its keys finds none
-    stored, the all-new form of the store statement runs first (see ``usage.ingest.store_sql``);
+    stored, the all-new form of the store statement runs first (see ``usage.ingestion.ingest.store_sql``);
     should a key turn out to be stored (or be stored meanwhile by the API), that attempt is
     rolled back and the general form decides event by event.
     """

@@ -22,7 +22,7 @@ QUANTITY_MAX_DECIMALS = 6
 QUANTITY_MAX_INTEGER_DIGITS = 22
 
 # --- The one rule set for times and quantities -------------------------------------------
-# The API (Python, below) and the CSV import (SQL, usage.csv_import) both apply these exact
+# The API (Python, below) and the CSV import (SQL, usage.ingestion.csv_import) both apply these exact
 # patterns and checks in this order, with the same messages; tests/usage/test_parity.py feeds
 # the same edge cases to both. The patterns are written in the common subset of Python's
 # ``re`` and PostgreSQL's regular expressions (ASCII digits only; Python matches them whole).

@@ -9,7 +9,7 @@ Every accepted event goes through ``store_events``:
    ``usage_rollupdelta``, and first-seen meters/workloads/regions into ``usage_firstseen``.
 
 All in the caller's transaction, so an event is either stored with its delta or not at
-all. ``usage.rollups.fold_deltas`` later folds the deltas into ``DailyRollup``. Deltas
+all. ``usage.ingestion.rollups.fold_deltas`` later folds the deltas into ``DailyRollup``. Deltas
 rather than recomputation from raw events keep rollups exact for days whose raw
 partitions were already dropped by retention.
 """
@@ -25,7 +25,8 @@ from django.db import OperationalError, connection, transaction
 from psycopg.errors import DeadlockDetected
 
 from accounts.models import Account
-from usage.events import EventIn
+from usage.enqueue import enqueue_rollup_fold
+from usage.ingestion.events import EventIn
 from usage.models import Meter
 
 DEADLOCK_RETRIES = 3
@@ -297,9 +298,7 @@ def ingest_batch(events: Sequence[EventIn], *, received_at: dt.datetime) -> Stor
                 result = store_events(resolved.rows, received_at=received_at)
                 result.add(quarantine_events(resolved.unknown, received_at=received_at))
                 if result.accepted:
-                    from usage.tasks import schedule_rollup_fold
-
-                    transaction.on_commit(schedule_rollup_fold)
+                    transaction.on_commit(enqueue_rollup_fold)
             break
         except OperationalError as exc:
             # Nothing was written: the whole batch is retried (its keys decide again).

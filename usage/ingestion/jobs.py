@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from revops.errors import ApplicationError
 from revops.tabular import ImportRejected, ImportReport
+from usage.enqueue import enqueue_import_job
 from usage.models import ImportJob, ImportKind
 
 logger = logging.getLogger(__name__)
@@ -29,8 +30,8 @@ MAX_UPLOAD_BYTES = 2 * 1024**3
 def _importers() -> dict[str, Callable[[BinaryIO], object]]:
     from accounts.imports import import_accounts, import_contracts, import_owners
     from revops.people_import import import_people
-    from usage.csv_import import import_usage_stream
-    from usage.reference_import import import_meters, import_releases
+    from usage.ingestion.csv_import import import_usage_stream
+    from usage.ingestion.reference_import import import_meters, import_releases
 
     return {
         ImportKind.USAGE: import_usage_stream,
@@ -76,9 +77,7 @@ def import_job_create(*, kind: str, upload: UploadedFile, user) -> ImportJob:
             size_bytes=size,
             created_by=user,
         )
-        from usage.tasks import run_import_job
-
-        transaction.on_commit(lambda: run_import_job.delay(job.pk))
+        transaction.on_commit(lambda: enqueue_import_job(job.pk))
     return job
 
 

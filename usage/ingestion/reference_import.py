@@ -7,7 +7,7 @@ and the tier format are documented in docs/imports.md.
 A meter's ``unit_price`` is a plain decimal (one open-ended tier) or a tier list
 ``0-1000:0.002|1000-:0.001``: ``from-to:price`` pieces separated by ``|``, contiguous
 from 0, the last one open-ended. Each tier prices the part of the month's volume that
-falls inside it (graduated pricing, as ``usage.rollups`` computes revenue). When a
+falls inside it (graduated pricing, as ``usage.ingestion.rollups`` computes revenue). When a
 stored meter's tiers change, every stored rollup month of that meter is re-priced.
 """
 
@@ -30,8 +30,8 @@ from revops.tabular import (
     read_rows,
     reject_if_any,
 )
+from usage.ingestion.rollups import reprice_meters
 from usage.models import UNIT_PRICE, Meter, MeterTier, ProductRelease
-from usage.rollups import reprice_meters
 
 BATCH = 2000
 PRICE_PLACES = UNIT_PRICE["decimal_places"]

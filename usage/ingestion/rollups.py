@@ -1,6 +1,6 @@
 """DailyRollup upkeep, all in SQL.
 
-``fold_deltas`` moves the exact per-batch sums written by ``usage.ingest`` into
+``fold_deltas`` moves the exact per-batch sums written by ``usage.ingestion.ingest`` into
 ``usage_dailyrollup`` (only the touched account × meter × day rows), then re-prices the
 touched account × meter × months, because tiered prices depend on the month's volume.
 It is single-flight (a transaction-scoped advisory lock) and idempotent: deltas are
@@ -16,6 +16,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+
+from usage import enqueue
 
 # Keys for pg_advisory_xact_lock: one per unit of work.
 FOLD_LOCK = 7_201_001
@@ -144,6 +146,27 @@ def fold_all_deltas() -> int:
         total += result.folded_deltas
         if result.folded_deltas < BATCH_ROWS:
             return total
+
+
+def fold_pending(*, rounds: int = 50) -> int:
+    """What the fold task runs: fold while more deltas keep arriving, then have the metrics
+    refreshed (late or new usage changed rollups; the pages should not wait for the night).
+
+    Bounded to ``rounds`` batches: the beat safety net picks up anything left. If another
+    fold holds the lock, it may have claimed before our rows arrived: look again soon.
+    """
+    folded = 0
+    for _ in range(rounds):
+        result = fold_deltas()
+        if result.skipped_locked:
+            enqueue.enqueue_rollup_fold(countdown=enqueue.FOLD_DEBOUNCE_S, debounce=False)
+            break
+        folded += result.folded_deltas
+        if result.folded_deltas < BATCH_ROWS and not pending_delta_count():
+            break
+    if folded:
+        enqueue.enqueue_metrics_refresh()
+    return folded
 
 
 def pending_delta_count() -> int:

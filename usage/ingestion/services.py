@@ -5,16 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from revops.errors import ApplicationError
-from usage.events import EventIn
-from usage.ingest import ensure_partitions, forget_known_partitions, resolve_references, store_events
+from usage.enqueue import enqueue_rollup_fold
+from usage.ingestion.events import EventIn
+from usage.ingestion.ingest import ensure_partitions, forget_known_partitions, resolve_references, store_events
 from usage.models import QuarantinedEvent
 
 logger = logging.getLogger(__name__)
@@ -72,9 +70,7 @@ def quarantine_replay(*, batch_size: int = REPLAY_BATCH) -> ReplayResult:
                 id__in=[row_id for row_id, e in events.items() if (e.source, e.event_id) in known]
             ).delete()
             if stored.accepted:
-                from usage.tasks import schedule_rollup_fold
-
-                transaction.on_commit(schedule_rollup_fold)
+                transaction.on_commit(enqueue_rollup_fold)
     return result
 
 
@@ -92,7 +88,7 @@ def retention_apply(*, now: dt.datetime | None = None, retention_days: int | Non
     dropped before it counts. Keys go with their partition: an event is remembered
     exactly as long as it is kept.
     """
-    from usage.rollups import fold_all_deltas
+    from usage.ingestion.rollups import fold_all_deltas
 
     now = now or timezone.now()
     retention_days = settings.USAGE_RAW_RETENTION_DAYS if retention_days is None else retention_days

@@ -1,6 +1,6 @@
 """The raw event store: a monthly-partitioned table, its dedupe keys and rollup deltas.
 
-Written only by usage.ingest (COPY + one INSERT … SELECT statement); see that module.
+Written only by usage.ingestion.ingest (COPY + one INSERT … SELECT statement); see that module.
 """
 
 from django.db import migrations

@@ -2,8 +2,8 @@
 
 ``evaluate`` is pure: one account's metrics in, the alert conditions that hold out, each
 with severity, revenue at risk, the comp gate it threatens and the inputs behind it.
-``usage.services.refresh_metrics`` syncs them into ``Alert`` rows (one per account and
-kind while the condition holds) and the triage actions live in ``usage.services`` too.
+``usage.signals.services.refresh_metrics`` syncs them into ``Alert`` rows (one per account and
+kind while the condition holds) and the triage actions live in ``usage.signals.services`` too.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from usage.metrics import CENT, CHECKPOINT_DAYS, CLAWBACK_DAYS, ZERO, Metrics, Thresholds, _q, annualized, ratio
 from usage.models import AlertKind, Gate, Severity
+from usage.signals.metrics import CENT, CHECKPOINT_DAYS, CLAWBACK_DAYS, ZERO, Metrics, Thresholds, _q, annualized, ratio
 
 # Kinds that signal risk (escalated to the land AE when the account burns under 40%);
 # the rest are opportunities for the account team.

@@ -6,8 +6,8 @@ permissions of the person who created it, so it never sees more than that person
 pages do; an account outside that scope is a 404, exactly like an unknown one.
 
 Money is a decimal string with 2 places, ratios a decimal string fraction with 4 places
-("0.3333" = 33.33%); missing values are null. Every number comes from ``usage.metrics``
-(live) or the snapshot the nightly refresh wrote with it (``usage.services``).
+("0.3333" = 33.33%); missing values are null. Every number comes from ``usage.signals.metrics``
+(live) or the snapshot the nightly refresh wrote with it (``usage.signals.services``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from accounts.access import ALL_ACCOUNTS_ROLES, accounts_visible_to
 from accounts.models import Account, Segment
 from revops.api_auth import ApiError, ReadKeyAuth
 from revops.clock import today_utc
-from usage import metrics
 from usage.access import alerts_visible_to
 from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertKind, AlertState, PortfolioMetrics, Severity
-from usage.selectors import metrics_as_of
+from usage.signals import metrics
+from usage.signals.selectors import metrics_as_of
 
 router = Router(tags=["metrics"], auth=[ReadKeyAuth(), django_auth])
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from usage.metrics import DAYS_PER_YEAR
+from usage.signals.metrics import DAYS_PER_YEAR
 
 ZERO = Decimal(0)
 # One colour per meter, in meter order; readable on white and distinct when stacked.

@@ -167,7 +167,7 @@ def company_metrics(*, as_of: dt.date) -> dict:
     """The company and each segment on ``as_of``, and every snapshot day up to it for charts."""
     from accounts.models import Segment
     from usage.models import PortfolioMetrics
-    from usage.portfolio_charts import portfolio_figures
+    from usage.signals.portfolio_charts import portfolio_figures
 
     today = list(PortfolioMetrics.objects.filter(as_of=as_of))
     for row in today:

@@ -7,15 +7,11 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from revops.errors import ApplicationError
-from usage.events import EventIn
-from usage.ingest import ensure_partitions, forget_known_partitions, resolve_references, store_events
-from usage.models import QuarantinedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +69,8 @@ def refresh_metrics(*, as_of: dt.date) -> RefreshResult:
     import time
 
     from accounts.models import Account
-    from usage.metrics import Thresholds, account_inputs, daily_table, derive, feature_count, portfolio
     from usage.models import AccountMetrics, AlertSettings, MetricsRefresh, PortfolioMetrics
+    from usage.signals.metrics import Thresholds, account_inputs, daily_table, derive, feature_count, portfolio
 
     started_at = timezone.now()
     clock = time.perf_counter()
@@ -211,8 +207,8 @@ ALERT_SYNC_FIELDS = [
 def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> None:
     """Open, update and clear alerts so they match the conditions found as of ``as_of``."""
     from accounts.models import OwnerRole
-    from usage.alerts import RISK_KINDS, evaluate
     from usage.models import Alert, AlertEvent, AlertState
+    from usage.signals.alerts import RISK_KINDS, evaluate
 
     owners = _owners_on(as_of, [OwnerRole.CSM, OwnerRole.LAND_AE])
     csm, land_ae = owners[OwnerRole.CSM], owners[OwnerRole.LAND_AE]

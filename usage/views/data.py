@@ -14,9 +14,9 @@ from revops.errors import ApplicationError
 from revops.models import ApiKey
 from usage.access import can_manage_api_keys, can_manage_data
 from usage.forms import ApiKeyForm, ImportForm
-from usage.jobs import import_job_create, import_job_progress
+from usage.ingestion.jobs import import_job_create, import_job_progress
+from usage.ingestion.services import quarantine_replay
 from usage.models import ImportJob, QuarantinedEvent
-from usage.services import quarantine_replay
 
 RECENT_JOBS = 20
 

@@ -24,12 +24,12 @@ from revops.clock import today_utc
 from revops.errors import ApplicationError
 from revops.models import Role, User
 from revops.tabular import spreadsheet_safe
-from usage import selectors
 from usage.access import alert_for, alerts_visible_to, can_act_on_alert, can_change_alert_settings
 from usage.forms import AlertSettingsForm
-from usage.metrics import DEFINITIONS
 from usage.models import AccountMetrics, AlertKind, AlertSettings, AlertState
-from usage.services import alert_act
+from usage.signals import selectors
+from usage.signals.metrics import DEFINITIONS
+from usage.signals.services import alert_act
 
 # The most severe 50 first: a triage list, not a report (the rest are a page away).
 QUEUE_PAGE = 50
@@ -164,10 +164,10 @@ def alert_action(request: HttpRequest, alert_id: int) -> HttpResponse:
         if request.htmx:
             return _error_response(request, exc.message)
         messages.error(request, exc.message)
-        return redirect(f"{reverse('metrics:alerts')}?{_filter_query(filters)}")
+        return redirect(f"{reverse('usage:alerts')}?{_filter_query(filters)}")
     if not request.htmx:
         messages.success(request, "Done.")
-        return redirect(f"{reverse('metrics:alerts')}?{_filter_query(filters)}")
+        return redirect(f"{reverse('usage:alerts')}?{_filter_query(filters)}")
     alert = alert_for(request.user, alert_id, on=today_utc())
     context = _queue_context(request, filters)
     context.update(alert=alert, can_act=can_act_on_alert(request.user, alert), oob=True)
@@ -188,10 +188,10 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
         if request.htmx:
             return _error_response(request, exc.message)
         messages.error(request, exc.message)
-        return redirect(f"{reverse('metrics:alerts')}?{_filter_query(filters)}")
+        return redirect(f"{reverse('usage:alerts')}?{_filter_query(filters)}")
     if not request.htmx:
         messages.success(request, f"Done for {len(ids)} alerts.")
-        return redirect(f"{reverse('metrics:alerts')}?{_filter_query(filters)}")
+        return redirect(f"{reverse('usage:alerts')}?{_filter_query(filters)}")
     context = _queue_context(request, filters)
     context["done"] = f"{request.POST.get('action')}: {len(ids)} alert{'s' if len(ids) != 1 else ''}."
     return render(request, "usage/alerts.html#alert-queue", context)
@@ -350,6 +350,11 @@ PORTFOLIO_COLUMNS = (
     ("realization_realized", None),
     ("realization_gap", "Gap"),
 )
+# Where a portfolio figure has its own entry in docs/metrics.md (summed or pooled, not per account).
+PORTFOLIO_ANCHORS = {
+    key: f"portfolio-{key}"
+    for key in ("run_rate", "committed_arr", "burn_rate", "expansion_velocity", "consumption_rate", "net_new_arr")
+}
 
 
 @require_GET
@@ -359,7 +364,10 @@ def company(request: HttpRequest) -> HttpResponse:
     days = selectors.portfolio_days()
     as_of = _parse_as_of(request.GET.get("as_of", ""), days)
     context = selectors.company_metrics(as_of=as_of) if as_of else {}
-    columns = [(key, label or DEFINITIONS[key][0], DEFINITIONS[key][1]) for key, label in PORTFOLIO_COLUMNS]
+    columns = [
+        (PORTFOLIO_ANCHORS.get(key, key), label or DEFINITIONS[key][0], DEFINITIONS[key][1])
+        for key, label in PORTFOLIO_COLUMNS
+    ]
     context.update(days=days, as_of=as_of, columns=columns)
     template = "usage/company.html#company-body" if request.htmx else "usage/company.html"
     return render(request, template, context)
@@ -387,5 +395,5 @@ def alert_settings(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Alert settings saved; the next metrics refresh uses them.")
-        return redirect("metrics:alert_settings")
+        return redirect("usage:alert_settings")
     return render(request, "usage/alert_settings.html", {"form": form, "settings": current})

@@ -1,6 +1,6 @@
 """The account page's usage panels: metrics, the usage chart and alerts.
 
-Each panel is its own URL that the account page (``accounts.views``) fetches with
+Each panel is its own URL that the account page (``accounts.views.account``) fetches with
 ``hx-get`` on load; without htmx the same URL is a page of its own. Every panel checks
 access with ``account_for`` (404 outside the viewer's scope) and reads a constant number
 of queries whatever the account's size.
@@ -20,8 +20,6 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import account_for
 from accounts.models import Account, Contract
-from usage.charts import Release, Term, commit_pace, day_range, revenue_by_meter, usage_figure
-from usage.metrics import DEFINITIONS, SERIES_DAYS, Thresholds, detect_decline, subtree_ids
 from usage.models import (
     ACTIVE_ALERT_STATES,
     AccountMetrics,
@@ -33,7 +31,9 @@ from usage.models import (
     Gate,
     ProductRelease,
 )
-from usage.selectors import metrics_as_of
+from usage.signals.charts import Release, Term, commit_pace, day_range, revenue_by_meter, usage_figure
+from usage.signals.metrics import DEFINITIONS, SERIES_DAYS, Thresholds, detect_decline, subtree_ids
+from usage.signals.selectors import metrics_as_of
 
 CHART_DAYS = 180
 CLOSED_ALERTS_SHOWN = 10

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from forecasting.services import ForecastError, run_forecasts, run_forecasts_parallel
+from revops.clock import yesterday_utc as yesterday
 from usage.management.commands.refresh_metrics import _date
-from usage.tasks import yesterday
 
 
 class Command(BaseCommand):

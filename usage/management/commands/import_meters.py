@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from revops.import_command import ImportCommand
-from usage.reference_import import import_meters
+from usage.ingestion.reference_import import import_meters
 
 
 class Command(ImportCommand):

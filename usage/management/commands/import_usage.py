@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from revops.tabular import ImportRejected
-from usage.csv_import import import_usage_file
+from usage.ingestion.csv_import import import_usage_file
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             for line in exc.report.lines():
                 self.stderr.write(line)
             raise CommandError(exc.message) from None
-        from usage.rollups import fold_all_deltas
+        from usage.ingestion.rollups import fold_all_deltas
 
         if result.already_imported_on:
             self.stdout.write(

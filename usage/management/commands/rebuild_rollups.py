@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from usage.rollups import raw_event_window, rebuild_from_events
+from usage.ingestion.rollups import raw_event_window, rebuild_from_events
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from usage.services import refresh_metrics
-from usage.tasks import yesterday
+from revops.clock import yesterday_utc as yesterday
+from usage.signals.services import refresh_metrics
 
 
 def _date(value: str) -> dt.date:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from usage.services import quarantine_replay
+from usage.ingestion.services import quarantine_replay
 
 
 class Command(BaseCommand):
