@@ -39,6 +39,11 @@ from revops.models import User
 from revops.tabular import MONEY_DIGITS, MONEY_PLACES, CellError, parse_date, parse_decimal
 
 MAX_BYTES = 1_000_000
+# A plan document is a few hundred values; these bound the work before any checking, so a
+# huge list or a YAML alias bomb (each alias re-using an anchor many times over) is refused
+# in milliseconds instead of being walked for ever.
+MAX_VALUES = 20_000
+MAX_DEPTH = 32
 MAX_LISTED = 1000
 RATIO_PLACES = 6
 RATIO_DIGITS = 12
@@ -123,6 +128,8 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+# libyaml's parser when PyYAML has it, for sizing a document before loading it.
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _load(data: bytes, filename: str, report: PlanReport) -> Any:
@@ -136,7 +143,23 @@ def _load(data: bytes, filename: str, report: PlanReport) -> Any:
     )
     try:
         if as_json:
-            return json.loads(text, parse_float=_Number)
+            document = json.loads(text, parse_float=_Number)
+            values, depth = _json_shape(document)
+        else:
+            values, depth = _yaml_events(text)
+            if values <= MAX_VALUES:
+                root = yaml.compose(text, Loader=_Loader)  # nodes only: aliases are shared
+                values, depth = _yaml_shape(root)
+        if values > MAX_VALUES or depth > MAX_DEPTH:
+            many = f"{values:,}" if values <= 10 * MAX_VALUES else f"more than {10 * MAX_VALUES:,}"
+            report.add(
+                "",
+                f"is too large for a plan document: {many} values nested {depth} deep once aliases are expanded "
+                f"(at most {MAX_VALUES:,} values, {MAX_DEPTH} levels)",
+            )
+            return None
+        if as_json:
+            return document
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except json.JSONDecodeError as exc:
         report.add("", f"is not valid JSON: {exc.msg}", exc.lineno)
@@ -147,6 +170,80 @@ def _load(data: bytes, filename: str, report: PlanReport) -> Any:
     except (ValueError, RecursionError) as exc:
         report.add("", f"is not readable: {exc}")
     return None
+
+
+def _yaml_events(text: str) -> tuple[int, int]:
+    """Values and depth as written (aliases unexpanded), stopping as soon as there are too
+    many: a long list is refused without building its nodes."""
+    values = depth = level = 0
+    try:
+        events = list(_bounded(yaml.parse(text, Loader=_FastLoader)))
+    except yaml.YAMLError:
+        return 0, 0  # the full load says what is wrong, in PyYAML's words
+    for event in events:
+        if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent | yaml.CollectionStartEvent):
+            values += 1
+            if values > MAX_VALUES:
+                break
+        if isinstance(event, yaml.CollectionStartEvent):
+            level += 1
+            depth = max(depth, level)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            level -= 1
+    return values, depth
+
+
+def _bounded(events):
+    for count, event in enumerate(events):
+        if count > 3 * MAX_VALUES:
+            return
+        yield event
+
+
+def _yaml_shape(root) -> tuple[int, int]:
+    """(values, depth) of the document with every alias expanded, without expanding any:
+    each distinct node is sized once (aliases point at the same node object). A recursive
+    alias has no finite expansion: it counts as too large."""
+    if root is None:
+        return 0, 0
+    too_large = (10 * MAX_VALUES + 1, MAX_DEPTH + 1)
+    sizes: dict[int, tuple[int, int]] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[object, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if children_done:
+            parts = [sizes[id(child)] for child in children]
+            sizes[id(node)] = (1 + sum(p[0] for p in parts), 1 + max((p[1] for p in parts), default=0))
+            open_nodes.discard(id(node))
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:  # reached again from inside itself
+            return too_large
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def _json_shape(document) -> tuple[int, int]:
+    values, depth = 0, 0
+    stack = [(document, 1)]
+    while stack and values <= MAX_VALUES:
+        value, level = stack.pop()
+        values, depth = values + 1, max(depth, level)
+        if isinstance(value, dict):
+            stack.extend((item, level + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, level + 1) for item in value)
+    return values, depth
 
 
 def _marks(text: str) -> dict[str, tuple[int, str | None]]:
@@ -194,7 +291,10 @@ class _Checker:
     def error(self, path: str, reason: str) -> None:
         probe = path
         while probe and probe not in self.marks:  # the nearest enclosing node with a line
-            probe = _PARENT.sub("", probe)
+            parent = _PARENT.sub("", probe)
+            if parent == probe:  # a top-level key without a line of its own
+                break
+            probe = parent
         self.report.add(path, reason, self.marks[probe][0] if probe in self.marks else None)
 
     def written(self, path: str, value: Any) -> str:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import ipaddress
 import time
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core.internal.httpkit import clean_client_ip
+from django.conf import settings
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -10,6 +13,18 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def is_open_for_signup(self, request) -> bool:
         return False
+
+    def get_client_ip(self, request) -> str:
+        """The real client: REMOTE_ADDR, unless it is one of ``TRUSTED_PROXIES``; then the
+        right-most X-Forwarded-For address that is not a trusted proxy (a client can put
+        anything on the left of that header, never on the right)."""
+        return client_ip(request)
+
+    def _get_login_attempts_cache_key(self, request, **credentials) -> str:
+        """Failed logins count per account *and* client IP: someone guessing from one
+        address cannot lock the real person out from theirs (the per-IP limit in
+        ``ACCOUNT_RATE_LIMITS`` still stops one address trying many accounts)."""
+        return f"{super()._get_login_attempts_cache_key(request, **credentials)}:{client_ip(request)}"
 
     def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
         """A login in the last few minutes counts when enrolling a first factor.
@@ -35,3 +50,24 @@ def _enrolling_first_factor_right_after_login() -> bool:
         return False
     records = get_authentication_records(request, user)
     return bool(records) and time.time() - records[-1]["at"] < app_settings.REAUTHENTICATION_TIMEOUT
+
+
+def _trusted(ip: str) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in settings.TRUSTED_PROXIES)
+
+
+def client_ip(request) -> str:
+    remote = clean_client_ip(request.META.get("REMOTE_ADDR", "")) or "unknown"
+    if not _trusted(remote):
+        return remote
+    hops = [clean_client_ip(part) for part in request.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed(hops):
+        if hop is None:
+            return remote  # a malformed hop: trust nothing left of it
+        if not _trusted(hop):
+            return hop
+    return remote

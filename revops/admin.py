@@ -1,8 +1,13 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models
 
 from revops.models import Team, User
+
+# One way in: the admin site's own login form (password only, no rate limit) is replaced by
+# a redirect to allauth's login, with its second factor and its failed-login limit.
+admin.site.login = secure_admin_login(admin.site.login)
 
 
 @admin.register(User)

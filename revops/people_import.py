@@ -49,8 +49,13 @@ def _email(row: Row, column: str, *, required: bool) -> str:
 
 
 @all_or_nothing
-def import_people(stream: BinaryIO) -> ImportReport:
-    """Create or update the people in the file, or raise ``ImportRejected`` having written nothing."""
+def import_people(stream: BinaryIO, *, by: User | None = None) -> ImportReport:
+    """Create or update the people in the file, or raise ``ImportRejected`` having written nothing.
+
+    ``by`` is the person importing (None: an operator at the command line). Only an admin
+    changes a role or makes someone an admin; anyone else's file that would is refused,
+    line by line, so nobody can promote themselves or demote an admin through a CSV.
+    """
     _, rows, report = read_rows(stream, required=REQUIRED, optional=OPTIONAL)
     people: list[_Person] = []
     line_of_email: dict[str, int] = {}
@@ -90,6 +95,18 @@ def import_people(stream: BinaryIO) -> ImportReport:
             email_ci__in=set(line_of_email) | {email for _, email in manager_refs}
         )
     }
+    if by is not None and by.role != Role.ADMIN:
+        for person in people:
+            user = existing.get(person.email)
+            if user is not None and user.role != person.role:
+                report.add(
+                    person.line,
+                    "role",
+                    f"only an admin can change a role: {person.email} is {user.get_role_display().lower()}, "
+                    f"the file says {person.role}",
+                )
+            elif user is None and person.role == Role.ADMIN:
+                report.add(person.line, "role", f"only an admin can make someone an admin ({person.email})")
     for line, email in manager_refs:
         if email not in line_of_email and email not in existing:
             report.add(line, "manager_email", f"{email} is not a person in this file or in the database")

@@ -280,7 +280,7 @@ def read_rows(
     return columns, rows, report
 
 
-def all_or_nothing(service: Callable[[BinaryIO], ImportReport]) -> Callable[[BinaryIO], ImportReport]:
+def all_or_nothing(service: Callable[..., ImportReport]) -> Callable[..., ImportReport]:
     """Run an import service in one transaction.
 
     Services check every row before writing, so a constraint that still fails on write
@@ -288,10 +288,10 @@ def all_or_nothing(service: Callable[[BinaryIO], ImportReport]) -> Callable[[Bin
     """
 
     @functools.wraps(service)
-    def run(stream: BinaryIO) -> ImportReport:
+    def run(stream: BinaryIO, **options) -> ImportReport:
         try:
             with transaction.atomic():
-                return service(stream)
+                return service(stream, **options)
         except IntegrityError:
             report = ImportReport()
             report.add(0, "", "the same records were changed by someone else during the import; try again")

@@ -143,8 +143,13 @@ ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 # Failed logins are counted in the cache (Redis or the database cache), per IP and per email.
+# Addresses (or networks) of the reverse proxies in front of the app: behind them the client
+# is the right-most X-Forwarded-For hop that is not one of them. Empty: REMOTE_ADDR is the client.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 ACCOUNT_RATE_LIMITS = {
-    "login_failed": env.str("LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key"),
+    # key = the email and the client IP (revops.adapters): 5 wrong passwords for one account
+    # from one address in 5 minutes lock that pair only; 60 a minute from one address any.
+    "login_failed": env.str("LOGIN_FAILED_RATE_LIMIT", default="60/m/ip,5/5m/key"),
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "revops"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -708,3 +709,33 @@ def test_plan_pages_in_the_browser(logged_in_page, make_user, with_totp, seller)
     page.get_by_role("link", name="Land FY26").click()
     expect(page.get_by_text("50% at signature, 50% at day 90 if burn ≥ 25%").first).to_be_visible()
     screenshot(page, "comp-plan-detail")
+
+
+ALIAS_BOMB = (
+    b'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    b"b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    b"d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+    b"f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+    b"h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "filename", "expected"),
+    [
+        (b"plans: [" + b"1," * 150_000 + b"1]\n", "big.yaml", "is too large for a plan document: 20,001 values"),
+        (b'{"plans": [' + b"1," * 150_000 + b"1]}", "big.json", "is too large for a plan document: 20,001 values"),
+        (ALIAS_BOMB, "bomb.yaml", "is too large for a plan document: more than 200,000 values"),
+        (b"plans: " + b"[" * 40 + b"]" * 40 + b"\n", "deep.yaml", "42 values nested 41 deep"),
+        (b"plans: &p [*p]\n", "loop.yaml", "is too large for a plan document"),
+    ],
+    ids=["huge-list-yaml", "huge-list-json", "alias-bomb", "deep", "recursive-alias"],
+)
+def test_a_document_too_large_to_check_is_refused_at_once(data, filename, expected):
+    started = time.monotonic()
+    with pytest.raises(PlansRejected) as caught:
+        plans_import(data=data, filename=filename)
+
+    assert time.monotonic() - started < 5
+    [line] = caught.value.report.lines()
+    assert expected in line and "at most 20,000 values, 32 levels" in line

@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 
 from revops.models import Role, Team, User
 from revops.people_import import import_people
+from revops.tabular import ImportRejected
 from tests.factories import TEST_PASSWORD, TeamFactory, UserFactory
 from tests.import_helpers import EXAMPLES, csv_file, example
 from tests.import_helpers import rejected as rejected_by
@@ -177,3 +178,49 @@ def test_import_people_command_prints_each_problem_and_fails(tmp_path):
         call_command("import_people", str(path), stderr=err)
 
     assert err.getvalue() == "line 1, column role: is a required column but is missing from the header\n"
+
+
+def test_only_an_admin_changes_a_role_through_an_import():
+    finance = UserFactory(role=Role.FINANCE, email="finance@example.com", name="Finn Ance")
+    admin = UserFactory(role=Role.ADMIN, email="root@example.com", name="Ada Min")
+    file = csv_file(
+        HEADER,
+        "finance@example.com,Finn Ance,admin,,",
+        "root@example.com,Ada Min,ae,,",
+        "new.admin@example.com,New Admin,admin,,",
+        "new.ae@example.com,New Ae,ae,,",
+    )
+
+    with pytest.raises(ImportRejected) as caught:
+        import_people(file, by=finance)
+
+    assert caught.value.report.errors == [
+        {
+            "line": 2,
+            "column": "role",
+            "reason": "only an admin can change a role: finance@example.com is finance / deal desk, the file says admin",
+        },
+        {
+            "line": 3,
+            "column": "role",
+            "reason": "only an admin can change a role: root@example.com is administrator, the file says ae",
+        },
+        {"line": 4, "column": "role", "reason": "only an admin can make someone an admin (new.admin@example.com)"},
+    ]
+    assert (User.objects.get(pk=finance.pk).role, User.objects.get(pk=admin.pk).role) == (Role.FINANCE, Role.ADMIN)
+    assert not User.objects.filter(email__startswith="new.").exists()
+
+    file.seek(0)
+    assert import_people(file, by=admin).summary["updated"] == 2
+    assert User.objects.get(pk=finance.pk).role == Role.ADMIN
+
+
+def test_finance_keeps_importing_people_without_role_changes():
+    finance = UserFactory(role=Role.FINANCE, email="finance@example.com", name="Finn Ance")
+    UserFactory(role=Role.AE, email="ae@example.com", name="Old Name")
+
+    report = import_people(
+        csv_file(HEADER, "ae@example.com,New Name,ae,Sales,", "csm@example.com,Casey,csm,,"), by=finance
+    )
+
+    assert (report.summary["created"], report.summary["updated"]) == (1, 1)

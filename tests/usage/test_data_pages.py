@@ -107,6 +107,26 @@ def test_an_uploaded_file_is_queued_then_imported_by_the_job(
     assert "Imported" in page and "hx-trigger" not in page  # finished: no more polling
 
 
+def test_finance_cannot_make_itself_admin_through_a_people_upload(client, finance):
+    client.force_login(finance)
+    upload(client, f"email,name,role\n{finance.email},Finn Ance,admin\n".encode(), kind="people", name="people.csv")
+    job = ImportJob.objects.get()
+
+    import_job_run(job.pk)
+
+    job.refresh_from_db()
+    finance.refresh_from_db()
+    assert job.status == "failed" and finance.role == Role.FINANCE
+    assert job.errors == [
+        {
+            "line": 2,
+            "column": "role",
+            "reason": f"only an admin can change a role: {finance.email} is finance / deal desk, the file says admin",
+        }
+    ]
+    assert "only an admin can change a role" in client.get(reverse("usage:import_job", args=[job.pk])).content.decode()
+
+
 def test_a_job_runs_once_even_if_delivered_twice(client, finance, acme, meter):
     client.force_login(finance)
     upload(client, USAGE_CSV)

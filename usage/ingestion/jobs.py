@@ -215,6 +215,10 @@ def import_job_run(job_id: int) -> ImportJob | None:
                 }
                 if result.already_imported_on:
                     summary["already imported on"] = f"{result.already_imported_on:%Y-%m-%d %H:%M} UTC"
+            elif job.kind == ImportKind.PEOPLE:
+                # Roles are the importer's to grant only if they are an admin.
+                report = importer(stream, by=job.created_by)
+                summary = dict(report.summary)
             else:
                 report = importer(stream)
                 summary = dict(report.summary)
