@@ -50,6 +50,14 @@ def can_read(user: User, review: Review) -> bool:
     return review.is_final or user.role in PREPARE_ROLES
 
 
+# Release attribution and pilot reports: company-wide analysis, not for a seller's or CSM's book.
+ANALYSIS_ROLES = frozenset({Role.LEADER, Role.FINANCE, Role.PRODUCT, Role.ADMIN})
+
+
+def can_analyse(user: User) -> bool:
+    return user.role in ANALYSIS_ROLES
+
+
 def can_open(user: User) -> bool:
     return user.role in OPEN_ROLES
 

@@ -22,12 +22,19 @@ class RateLimited(HttpError):
 
 
 class ApiKeyAuth(HttpBearer):
-    """``Authorization: Bearer <key>``. Unknown or revoked keys get 401; over-rate 429."""
+    """``Authorization: Bearer <key>``. Unknown or revoked keys get 401; a key whose
+    creator is no longer active 403 (it is inactive with them); over-rate 429."""
 
     def authenticate(self, request: HttpRequest, token: str):
         key = api_key_authenticate(token.strip())
         if key is None:
             return None
+        if key.created_by is not None and not key.created_by.is_active:
+            raise HttpError(
+                403,
+                f"This key was created by {key.created_by.email}, who is no longer active, so it is inactive "
+                "too; an admin or finance person can create a new one (Data → API keys).",
+            )
         decision = api_key_rate_check(key=key)
         if not decision.allowed:
             raise RateLimited(decision.retry_after_s)

@@ -106,7 +106,11 @@ def api_key_authenticate(raw: str) -> ApiKey | None:
     """The active key for this secret, or None. Records use at most once a minute."""
     if not raw.startswith(KEY_PREFIX):
         return None
-    key = ApiKey.objects.select_related("acts_as").filter(hashed_key=_hash(raw), revoked_at__isnull=True).first()
+    key = (
+        ApiKey.objects.select_related("acts_as", "created_by")
+        .filter(hashed_key=_hash(raw), revoked_at__isnull=True)
+        .first()
+    )
     if key is None:
         return None
     now = timezone.now()

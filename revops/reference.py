@@ -25,8 +25,11 @@ DOCUMENTS = {
     "plans": ("plans.md", "Comp plan reference"),
 }
 ANCHOR = re.compile(r'<a id="([a-z0-9_-]+)"></a>')
-# Links between the documents ("plans.md#ramp", "docs/imports.md") become links to their pages.
+# Links between the documents ("plans.md#ramp", "docs/imports.md") become links to their pages,
+# and links to the example files (examples/people.csv) to their downloads.
 DOC_LINK = re.compile(r'href="(?:\./|docs/)?(' + "|".join(DOCUMENTS) + r')\.md(#[^"]*)?"')
+EXAMPLE_LINK = re.compile(r'href="(?:\./|docs/)?examples/([A-Za-z0-9_-]+\.(?:csv|yaml))?"')
+EXAMPLES_DIR = DOCS_DIR / "examples"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ def document(name: str) -> Document | None:
         source = path.read_text(encoding="utf-8")
         html = markdown.markdown(source, extensions=["tables", "fenced_code", "toc", "sane_lists"])
         html = DOC_LINK.sub(lambda m: f'href="{doc_url(m.group(1))}{m.group(2) or ""}"', html)
+        html = EXAMPLE_LINK.sub(lambda m: f'href="{example_url(m.group(1))}"', html)
         doc = Document(name, title, html, frozenset(ANCHOR.findall(source)))
         _cache[name] = (mtime, doc)
         return doc
@@ -66,6 +70,21 @@ def document(name: str) -> Document | None:
 def doc_url(name: str, anchor: str = "") -> str:
     url = reverse("docs", args=[name])
     return f"{url}#{anchor}" if anchor else url
+
+
+def examples() -> list[str]:
+    return sorted(path.name for path in EXAMPLES_DIR.iterdir() if path.suffix in (".csv", ".yaml"))
+
+
+def example_url(name: str | None) -> str:
+    """A file's download, or the list of them (the imports reference) for the folder."""
+    if name is None:
+        return doc_url("imports")
+    return reverse("docs_example", args=[name])
+
+
+def example_file(name: str) -> Path | None:
+    return EXAMPLES_DIR / name if name in examples() else None
 
 
 def metric_anchors() -> frozenset[str]:

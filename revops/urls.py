@@ -11,6 +11,7 @@ urlpatterns = [
     path("people/", pages.people, name="people"),
     path("system/", pages.system_status, name="system_status"),
     path("docs/<slug:name>/", pages.docs, name="docs"),
+    path("docs/examples/<str:name>", pages.docs_example, name="docs_example"),
     path("health", pages.health_view, name="health"),
     path("favicon.ico", pages.favicon),
     path("", include("usage.urls")),  # /data/, /alerts/, /book/, /metrics/, /usage/accounts/…

@@ -15,15 +15,12 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Segment
 from comp.models import Plan, PlanType
-from reviews import analysis_charts, attribution, pilots
-from revops.models import Role
+from reviews import analysis_charts, attribution, pilots, services
 from usage.models import ProductRelease
-
-ANALYSIS_ROLES = frozenset({Role.LEADER, Role.FINANCE, Role.PRODUCT, Role.ADMIN})
 
 
 def _require_analyst(request: HttpRequest) -> None:
-    if request.user.role not in ANALYSIS_ROLES:
+    if not services.can_analyse(request.user):
         raise PermissionDenied
 
 

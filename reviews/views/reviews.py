@@ -88,6 +88,7 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
         "can_edit_product": services.can_edit_product(user, review),
         "can_edit_actions": services.can_edit_actions(user, review),
         "can_finalize": services.can_finalize(user, review),
+        "can_analyse": services.can_analyse(user),
         "problems": [] if review.is_final else services.finalize_problems(review),
         "action_form": forms.ActionForm(),
         "finalize_form": forms.FinalizeForm(),

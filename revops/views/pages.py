@@ -76,6 +76,18 @@ def docs(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @require_GET
+def docs_example(request: HttpRequest, name: str) -> HttpResponse:
+    """An example import file, as a download (the names are listed, nothing else is served)."""
+    path = reference.example_file(name)
+    if path is None:
+        raise Http404("No such example.")
+    content_type = "text/csv" if path.suffix == ".csv" else "application/yaml"
+    response = HttpResponse(path.read_bytes(), content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{path.name}"'
+    return response
+
+
+@require_GET
 def system_status(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm("revops.view_system_status"):
         raise PermissionDenied

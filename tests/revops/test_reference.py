@@ -107,3 +107,18 @@ def test_a_metric_label_links_to_its_entry_and_an_unknown_one_fails_the_page():
     assert html == '<a class="metric-label" href="/docs/metrics/#burn_rate" title="Run rate ÷ committed">Burn</a>'
     with pytest.raises(UnknownMetric):
         Template('{% load reference %}{% metric "burn" "Burn" %}').render(Context())
+
+
+@pytest.mark.django_db
+def test_the_example_files_the_references_link_to_download(client, ae):
+    client.force_login(ae)
+
+    page = client.get("/docs/imports/").content.decode()
+    people = client.get("/docs/examples/people.csv")
+
+    assert 'href="/docs/examples/people.csv"' in page
+    assert people.status_code == 200 and people["Content-Type"].startswith("text/csv")
+    assert people.content.startswith(b"email,")
+    assert client.get("/docs/examples/plans.yaml").status_code == 200
+    assert client.get("/docs/examples/..%2Fmetrics.md").status_code == 404
+    assert client.get("/docs/examples/secret.csv").status_code == 404

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from revops.api_keys import api_key_create, api_key_revoke
 from revops.db import side_connection
-from revops.models import ApiKey
+from revops.models import ApiKey, Role
 from tests.usage.conftest import event
 from usage.models import QuarantinedEvent, UsageEvent
 
@@ -206,6 +206,20 @@ def test_revoked_key_is_a_401(post_events, write_key):
     api_key_revoke(key=write_key[0])
 
     assert post_events([]).status_code == 401
+
+
+def test_a_key_is_inactive_with_its_creator(post_events, make_user):
+    admin = make_user(Role.ADMIN, email="root@example.test")
+    _, raw = api_key_create(name="pipeline", scopes=[ApiKey.Scope.EVENTS_WRITE], created_by=admin)
+    assert post_events([], key=raw).status_code == 200
+
+    admin.is_active = False
+    admin.save()
+    response = post_events([event("e1")], key=raw)
+
+    assert response.status_code == 403
+    assert "root@example.test, who is no longer active" in response.json()["detail"]
+    assert not UsageEvent.objects.exists()
 
 
 def test_key_without_the_write_scope_is_a_403(post_events, ae):

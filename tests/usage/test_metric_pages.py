@@ -419,3 +419,15 @@ def test_a_big_book_is_paged_and_its_totals_cover_every_page(book):
     assert "Accounts 1–100 of 113" in first
     assert "Accounts 101–113 of 113" in second
     assert "$460,000" in first and "$460,000" in second
+
+
+def test_the_book_links_to_its_next_page_and_sorts_keeping_the_filters(book):
+    for k in range(110):
+        extra = account(f"bulk{k:03d}")
+        own(extra, book["ae"], OwnerRole.LAND_AE)
+        snapshot(extra, "1000", "2000")
+    html = client_for(book["ae"]).get("/book/?sort=name&q=bulk").content.decode()
+
+    assert "??" not in html
+    assert 'href="?sort=name&amp;q=bulk&amp;page=2"' in html
+    assert 'href="?sort=-run_rate&amp;q=bulk"' in html
