@@ -20,6 +20,7 @@ class ApiKeyForm(forms.Form):
     reads_as = forms.ModelChoiceField(
         queryset=User.objects.none(),
         required=False,
+        empty_label="Me",
         label="Reads as",
         help_text="A read key sees exactly what this person may see (default: you). Ignored for an events-only key.",
     )
