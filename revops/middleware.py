@@ -62,3 +62,43 @@ class RequireMfaForPrivilegedRolesMiddleware:
                 return response
             return redirect(url)
         return self.get_response(request)
+
+
+class SecurityHeadersMiddleware:
+    """What a browser must not keep or load, on every response the app itself makes.
+
+    * ``Cache-Control: no-store`` on anything answered to a signed-in person or an API key
+      (pages, fragments, CSV exports), unless the view said otherwise: comp and revenue
+      data must not linger in a shared computer's or a proxy's cache.
+    * A Content-Security-Policy: scripts, styles, images and connections from this site
+      only (htmx and Plotly are vendored), no plugins, no framing, forms post here only.
+      Inline handlers and styles (confirm() on destructive buttons, Plotly's own styles)
+      are allowed; nothing else from anywhere else is.
+    """
+
+    POLICY = "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self' 'unsafe-inline'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data: blob:",
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        private = (user is not None and user.is_authenticated) or "HTTP_AUTHORIZATION" in request.META
+        if private and not response.has_header("Cache-Control"):
+            response["Cache-Control"] = "no-store, private"
+        response.setdefault("Content-Security-Policy", self.POLICY)
+        return response

@@ -52,5 +52,9 @@ def enqueue_metrics_refresh() -> None:
 
 
 def enqueue_import_job(job_id: int) -> None:
-    """Run an uploaded file's import job in the worker."""
-    current_app.send_task(IMPORT_TASK, args=[job_id], expires=24 * 3600)
+    """Run an uploaded file's import job in the worker. If the broker is away the job row
+    stays queued and the minute sweep (``requeue_stale_import_jobs``) sends it later."""
+    try:
+        current_app.send_task(IMPORT_TASK, args=[job_id], expires=24 * 3600, retry=False)
+    except Exception:
+        logger.exception("could not send import job %s; the sweep will send it once the broker answers", job_id)

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "django_htmx",
+    "ninja",  # its Swagger UI from our static files, not a CDN
     "template_partials",
     "rules.apps.AutodiscoverRulesConfig",
     "pgtrigger",
@@ -62,6 +63,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "revops.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -116,7 +118,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if not env.str("REDIS_URL", default="") and not EMBEDDED_SERVICES_ALLOWED:
     raise ImproperlyConfigured("REDIS_URL must be set when DEBUG is off.")
 REDIS_URL = devservices.redis_url()
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Redis, degraded to "allow and log" while unreachable (revops/cache.py): short timeouts so
+# a Redis that is away costs a request half a second, not a worker.
+CACHES = {
+    "default": {
+        "BACKEND": "revops.cache.ResilientRedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 2},
+    }
+}
 
 # --- People and login ---------------------------------------------------------------
 AUTH_USER_MODEL = "revops.User"

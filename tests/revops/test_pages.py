@@ -135,3 +135,26 @@ def test_a_session_cookie_with_a_nul_byte_is_no_session(client):
     client.cookies["sessionid"] = "abcdefghij\x00klmnop"
     response = client.get("/api/v1/metrics")
     assert response.status_code == 401
+
+
+def test_pages_for_a_signed_in_person_are_not_stored_and_carry_a_policy(client, ae):
+    client.force_login(ae)
+
+    page = client.get("/people/")
+
+    assert page["Cache-Control"] == "no-store, private"
+    policy = page["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+
+
+def test_the_login_page_has_the_policy_and_static_files_stay_cacheable(client):
+    login = client.get(reverse("account_login"))
+
+    assert "default-src 'self'" in login["Content-Security-Policy"]
+    assert "no-store" not in login.get("Cache-Control", "")
+
+
+def test_the_api_docs_load_nothing_from_a_cdn(client):
+    html = client.get("/api/v1/docs").content.decode()
+
+    assert "cdn." not in html and "/static/ninja/swagger-ui-bundle" in html

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from revops.api_keys import api_key_create
 from revops.models import ApiKey, Role
+from usage.ingestion import jobs
 from usage.ingestion.jobs import import_job_run
 from usage.models import ImportJob, QuarantinedEvent, UsageEvent
 
@@ -236,3 +237,55 @@ def test_an_upload_is_imported_by_a_real_worker(client, celery_worker, celery_re
         job.refresh_from_db()
     assert job.status == "succeeded", worker.log()
     assert UsageEvent.objects.count() == 1
+
+
+@pytest.fixture
+def broker_away():
+    """A broker nobody answers on (port 1), for the app as the web process uses it."""
+    from celery import current_app
+
+    app = current_app._get_current_object()
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    app.pool.force_close_all()
+    yield
+    app.conf.broker_url = original
+    app.pool.force_close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_while_the_broker_is_away_is_kept_and_sent_later(client, finance, broker_away):
+    client.force_login(finance)
+    started = time.monotonic()
+    response = upload(client, USAGE_CSV)
+
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("usage:import_job", args=[job.pk])
+    assert job.status == "queued" and time.monotonic() - started < 10
+    ImportJob.objects.filter(pk=job.pk).update(created_at=job.created_at - jobs.QUEUED_RESEND_AFTER * 2)
+    assert jobs.import_jobs_stale() == [job.pk]  # the sweep's next minute sends it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_cache_away_logins_events_and_reads_keep_answering(client, settings, make_user, ae):
+    from tests.factories import TEST_PASSWORD
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "revops.cache.ResilientRedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    _, write = api_key_create(name="pipeline", scopes=[ApiKey.Scope.EVENTS_WRITE])
+    _, read = api_key_create(name="bi", scopes=[ApiKey.Scope.READ], acts_as=ae)
+
+    login = client.post(reverse("account_login"), {"login": ae.email, "password": TEST_PASSWORD})
+    events = client.post(
+        "/api/v1/events", "[]", content_type="application/json", headers={"Authorization": f"Bearer {write}"}
+    )
+    reads = client.get("/api/v1/alerts", headers={"Authorization": f"Bearer {read}"})
+
+    assert login.status_code == 302 and "_auth_user_id" in client.session
+    assert events.status_code == 200 and events.json()["accepted"] == 0
+    assert reads.status_code == 200

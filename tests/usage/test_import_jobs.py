@@ -99,3 +99,13 @@ def test_the_sweep_resends_only_stale_jobs(job, acme, meter, monkeypatch):
 
     ImportJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - jobs.STALE_AFTER * 2)
     assert requeue_stale_import_jobs() == [job.pk] and sent == [job.pk]
+
+
+def test_a_queued_job_whose_task_was_never_sent_is_sent_by_the_sweep(job, monkeypatch):
+    sent = []
+    monkeypatch.setattr(run_import_job, "delay", sent.append)
+
+    assert requeue_stale_import_jobs() == []  # just queued: its own task is on its way
+
+    ImportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - jobs.QUEUED_RESEND_AFTER * 2)
+    assert requeue_stale_import_jobs() == [job.pk] and sent == [job.pk]

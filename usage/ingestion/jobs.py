@@ -25,6 +25,8 @@ from usage.models import ImportJob, ImportKind
 logger = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
+# A queued job whose task has not started by then is sent again by the sweep (every minute).
+QUEUED_RESEND_AFTER = dt.timedelta(minutes=1)
 
 
 def _importers() -> dict[str, Callable[[BinaryIO], object]]:
@@ -153,13 +155,19 @@ def _claim(job_id: int) -> bool:
 
 
 def import_jobs_stale() -> list[int]:
-    """Running jobs whose worker stopped beating (for a sweep that re-queues them)."""
+    """Jobs for the sweep to re-send (their claim decides whether they run):
+
+    * running jobs whose worker stopped beating;
+    * queued jobs older than ``QUEUED_RESEND_AFTER``: the job row is the outbox, so a task
+      that was never sent (the broker was away when the upload committed) or was lost is
+      sent again, and no upload waits for ever.
+    """
     now = timezone.now()
-    return list(
-        ImportJob.objects.filter(status=ImportJob.Status.RUNNING)
-        .filter(Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True, created_at__lt=now - STALE_AFTER))
-        .values_list("pk", flat=True)
+    running = Q(status=ImportJob.Status.RUNNING) & (
+        Q(heartbeat_at__lt=now - STALE_AFTER) | Q(heartbeat_at__isnull=True, created_at__lt=now - STALE_AFTER)
     )
+    queued = Q(status=ImportJob.Status.QUEUED, created_at__lt=now - QUEUED_RESEND_AFTER)
+    return list(ImportJob.objects.filter(running | queued).order_by("pk").values_list("pk", flat=True))
 
 
 class _ProgressWriter:
