@@ -4,6 +4,7 @@ from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.middleware import LoginRequiredMiddleware as DjangoLoginRequiredMiddleware
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from pghistory.middleware import HistoryMiddleware
@@ -102,3 +103,35 @@ class SecurityHeadersMiddleware:
             response["Cache-Control"] = "no-store, private"
         response.setdefault("Content-Security-Policy", self.POLICY)
         return response
+
+
+class RefuseNulBytesMiddleware:
+    """A NUL character in the path, a query parameter or a form field is a 400 that names
+    the field, before any view runs: PostgreSQL cannot store NUL in text, so it used to
+    surface as a DataError (500) wherever such a value reached a query."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        where = self._nul_in(request)
+        if where:
+            message = f"{where} contains a NUL character (\\x00), which no field accepts; remove it and try again."
+            if request.path.startswith(LoginRequiredMiddleware.API_PREFIX):
+                return JsonResponse({"detail": message}, status=400)
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+    @staticmethod
+    def _nul_in(request) -> str | None:
+        if "\x00" in request.path:
+            return "The address"
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                return f"The parameter {name.replace(chr(0), '')!r}"
+        content_type = request.content_type or ""
+        if request.method == "POST" and content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            for name, values in request.POST.lists():
+                if "\x00" in name or any("\x00" in value for value in values):
+                    return f"The field {name.replace(chr(0), '')!r}"
+        return None

@@ -294,8 +294,14 @@ def test_an_ae_gets_404_for_an_account_outside_their_book_like_an_unknown_one(sn
 def test_a_nul_character_is_an_answer_not_a_server_error(snapshot, people, key_for):
     _, raw = key_for(people["leader"])
 
-    assert get("/api/v1/accounts/ac%00me/metrics", key=raw).json() == {"detail": "No such account."}
-    assert get("/api/v1/alerts", key=raw, account="ac\x00me").json()["detail"].startswith("account must be ")
+    in_path = get("/api/v1/accounts/ac%00me/metrics", key=raw)
+    in_query = get("/api/v1/alerts", key=raw, account="ac\x00me")
+
+    assert (in_path.status_code, in_query.status_code) == (400, 400)
+    assert in_path.json() == {
+        "detail": "The address contains a NUL character (\\x00), which no field accepts; remove it and try again."
+    }
+    assert in_query.json()["detail"].startswith("The parameter 'account' contains a NUL character")
 
 
 def test_a_key_reads_with_its_creators_scope(snapshot, people, key_for):
