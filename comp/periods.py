@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from comp.models import Statement, StatementStatus
+from revops.clock import EARLIEST_DAY, LATEST_DAY, day_in_range
 
 
 def month_start(day: dt.date) -> dt.date:
@@ -27,9 +28,12 @@ def parse_period(value: str) -> dt.date:
         year, month = value.split("-")
         if len(year) != 4 or len(month) != 2:
             raise ValueError
-        return dt.date(int(year), int(month), 1)
+        month_start = dt.date(int(year), int(month), 1)
     except ValueError:
         raise ValueError(f"'{value}' is not a month (YYYY-MM)") from None
+    if not day_in_range(month_start):
+        raise ValueError(f"'{value}' is outside the months revops covers ({EARLIEST_DAY:%Y-%m} to {LATEST_DAY:%Y-%m})")
+    return month_start
 
 
 def quarter_start(day: dt.date) -> dt.date:

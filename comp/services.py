@@ -78,6 +78,9 @@ def inquiry_raise(*, line: LedgerLine, person: User, body: str) -> Inquiry:
     return inquiry
 
 
+MAX_ADJUSTMENT = Decimal(10) ** 9
+
+
 def parse_adjustment(value: str | Decimal | None) -> Decimal | None:
     """'' → None; '-150.5' → Decimal('-150.50'); ApplicationError for anything else."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -88,6 +91,8 @@ def parse_adjustment(value: str | Decimal | None) -> Decimal | None:
         raise ApplicationError(f"'{value}' is not an amount (for example 150.00 or -75.50).") from None
     if not amount.is_finite():
         raise ApplicationError(f"'{value}' is not an amount (for example 150.00 or -75.50).")
+    if abs(amount) >= MAX_ADJUSTMENT:
+        raise ApplicationError(f"An adjustment must be less than ${MAX_ADJUSTMENT:,} either way.")
     if amount != amount.quantize(CENT):
         raise ApplicationError("An adjustment is in dollars and cents: at most 2 decimal places.")
     return amount.quantize(CENT)

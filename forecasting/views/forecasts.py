@@ -25,7 +25,7 @@ from forecasting.forecast_charts import fan_figure
 from forecasting.models import AccountForecast, ForecastMethod
 from forecasting.rollups import ScopeKind
 from revops.access import sees_company
-from revops.clock import today_utc
+from revops.clock import check_day_in_range, today_utc
 from revops.models import Role, Team, User
 
 ACTUAL_DAYS = 120  # actuals shown before the forecast starts
@@ -41,7 +41,9 @@ ORDERS = {
 class ScopeForm(forms.Form):
     scope = forms.ChoiceField(choices=[(k, k) for k in ScopeKind.ALL], required=False)
     key = forms.CharField(max_length=100, required=False)
-    as_of = forms.DateField(required=False, help_text="YYYY-MM-DD: the snapshot's day.")
+    as_of = forms.DateField(
+        required=False, help_text="YYYY-MM-DD: the snapshot's day.", validators=[check_day_in_range]
+    )
     order = forms.ChoiceField(choices=[(k, k) for k in ORDERS], required=False)
     page = forms.IntegerField(min_value=1, required=False)
 

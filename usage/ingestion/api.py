@@ -107,6 +107,8 @@ def post_events(request: HttpRequest):
         payload = json.loads(body, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as exc:
         raise HttpError(400, f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HttpError(400, "The body nests arrays or objects too deeply; an event is one flat object.") from None
 
     cloudevents = content_type == CLOUDEVENTS_BATCH
     if isinstance(payload, dict) and not cloudevents and "events" in payload:

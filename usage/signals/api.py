@@ -25,7 +25,7 @@ from ninja.security import django_auth
 from accounts.access import ALL_ACCOUNTS_ROLES, accounts_visible_to
 from accounts.models import Account, Segment
 from revops.api_auth import ApiError, ReadKeyAuth
-from revops.clock import today_utc
+from revops.clock import EARLIEST_DAY, LATEST_DAY, day_in_range, today_utc
 from usage.access import alerts_visible_to
 from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertKind, AlertState, PortfolioMetrics, Severity
 from usage.signals import metrics
@@ -36,6 +36,7 @@ router = Router(tags=["metrics"], auth=[ReadKeyAuth(), django_auth])
 ERRORS = {400: ApiError, 401: ApiError, 403: ApiError, 429: ApiError}
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
+MAX_QUERY_INT = 1_000_000_000
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -174,6 +175,8 @@ def _as_of(value: str | None) -> dt.date:
         raise HttpError(400, f"as_of must be a date as YYYY-MM-DD, not {value[:40]!r}.")
     if day > today:
         raise HttpError(400, f"as_of {day} is in the future; metrics exist up to today ({today}).")
+    if not day_in_range(day):
+        raise HttpError(400, f"as_of {day} is outside the days revops covers ({EARLIEST_DAY} to {LATEST_DAY}).")
     return day
 
 
@@ -192,8 +195,9 @@ def _int(name: str, value: str | None, *, default: int, low: int, high: int | No
         number = int(value)
     except ValueError:
         number = None
-    if number is None or number < low or (high is not None and number > high):
-        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+    high = MAX_QUERY_INT if high is None else high  # beyond a PostgreSQL bigint nothing is found anyway
+    if number is None or number < low or number > high:
+        bounds = f"from {low} to {high}"
         raise HttpError(400, f"{name} must be a whole number {bounds}; not {value[:40]!r}.")
     return number
 

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.access import account_for
 from accounts.models import Account, Contract
+from revops.clock import day_in_range
 from usage.models import (
     ACTIVE_ALERT_STATES,
     AccountMetrics,
@@ -44,10 +45,12 @@ def _account(request: HttpRequest, external_id: str) -> Account:
 
 
 def _requested_day(request: HttpRequest) -> dt.date | None:
+    """The ?as_of= day, or None (the newest snapshot) when absent, malformed or out of range."""
     try:
-        return dt.date.fromisoformat(request.GET.get("as_of", ""))
+        day = dt.date.fromisoformat(request.GET.get("as_of", ""))
     except ValueError:
         return None
+    return day if day_in_range(day) else None
 
 
 def _panel(request: HttpRequest, template: str, context: dict) -> HttpResponse:
