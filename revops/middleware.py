@@ -126,12 +126,14 @@ class RefuseNulBytesMiddleware:
     def _nul_in(request) -> str | None:
         if "\x00" in request.path:
             return "The address"
-        for name, values in request.GET.lists():
-            if "\x00" in name or any("\x00" in value for value in values):
-                return f"The parameter {name.replace(chr(0), '')!r}"
-        content_type = request.content_type or ""
-        if request.method == "POST" and content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            for name, values in request.POST.lists():
-                if "\x00" in name or any("\x00" in value for value in values):
-                    return f"The field {name.replace(chr(0), '')!r}"
+        sources = [("parameter", request.GET)]
+        if request.method == "POST" and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            sources.append(("field", request.POST))
+        for what, values in sources:
+            for name, items in values.lists():
+                if "\x00" in name or any("\x00" in item for item in items):
+                    return f"The {what} {name.replace(chr(0), '')!r}"
         return None
