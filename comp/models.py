@@ -66,6 +66,13 @@ class PlanVersion(models.Model):
         ]
         triggers = [
             pgtrigger.Protect(name="planversion_immutable", operation=pgtrigger.Update | pgtrigger.Delete),
+            pgtrigger.Trigger(
+                name="planversion_no_truncate",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Truncate,
+                level=pgtrigger.Statement,
+                func="RAISE EXCEPTION 'pgtrigger: % is append-only and cannot be truncated', TG_TABLE_NAME;",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -172,6 +179,15 @@ class LedgerLine(models.Model):
         ]
         triggers = [
             pgtrigger.Protect(name="ledgerline_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+            # TRUNCATE fires no row trigger: without this, TRUNCATE … CASCADE emptied the
+            # ledger and its inquiries.
+            pgtrigger.Trigger(
+                name="ledgerline_no_truncate",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Truncate,
+                level=pgtrigger.Statement,
+                func="RAISE EXCEPTION 'pgtrigger: % is append-only and cannot be truncated', TG_TABLE_NAME;",
+            ),
         ]
 
     def __str__(self) -> str:

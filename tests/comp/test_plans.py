@@ -256,6 +256,17 @@ def test_a_plan_version_cannot_be_updated_or_deleted(seller):
     assert PlanVersion.objects.get().parameters == LAND_PARAMETERS
 
 
+@pytest.mark.parametrize("table", ["comp_planversion", "comp_ledgerline"])
+def test_the_append_only_tables_cannot_be_truncated_either(seller, table):
+    from django.db import connection
+
+    run(ISSUE_YAML)
+    with pytest.raises(DatabaseError, match="cannot be truncated"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the test's own pending FK checks first
+        cursor.execute(f"TRUNCATE {table} CASCADE")
+    assert PlanVersion.objects.exists()
+
+
 def test_one_bad_assignment_imports_nothing(seller):
     document = ISSUE_YAML + b"  - {email: ghost@example.com, plan: Land FY26, start: 2026-01-01}\n"
 
