@@ -5,12 +5,13 @@
 
 from __future__ import annotations
 
-import pghistory
 import pgtrigger
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
+
+from revops.audit import audited
 
 MONEY = {"max_digits": 16, "decimal_places": 2}
 QUANTITY = {"max_digits": 28, "decimal_places": 6}
@@ -28,7 +29,7 @@ class AccountStatus(models.TextChoices):
     PROSPECT = "prospect", "Prospect"
 
 
-@pghistory.track()
+@audited()
 class Account(models.Model):
     external_id = models.CharField(max_length=100, unique=True, help_text="The CRM's id; imports match on it.")
     name = models.CharField(max_length=200)
@@ -56,7 +57,7 @@ class OwnerRole(models.TextChoices):
     CSM = "csm", "CSM"
 
 
-@pghistory.track()
+@audited()
 class Ownership(models.Model):
     """Who owned an account in a role, from ``start_on`` to ``end_on`` inclusive (open when null).
 
@@ -111,7 +112,7 @@ class PricingModel(models.TextChoices):
     MINIMUM = "minimum", "Minimum commit"
 
 
-@pghistory.track()
+@audited()
 class Contract(models.Model):
     external_id = models.CharField(max_length=100, unique=True)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="contracts")
@@ -183,7 +184,7 @@ class Activity(models.Model):
         return f"{self.kind} with {self.account} on {self.occurred_on}"
 
 
-@pghistory.track()
+@audited()
 class AccountPlan(models.Model):
     """The joint AE/CS plan for an account, reviewed quarterly."""
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import pghistory
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+from revops.audit import audited
 
 
 class Role(models.TextChoices):
@@ -21,7 +22,7 @@ class Role(models.TextChoices):
 
 
 # The Slack webhook URL is a secret: kept out of the audit history.
-@pghistory.track(exclude=["slack_webhook_url"])
+@audited(exclude=["slack_webhook_url"])
 class Team(models.Model):
     name = models.CharField(max_length=120, unique=True)
     manager = models.ForeignKey(
@@ -60,7 +61,7 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **extra)
 
 
-@pghistory.track(exclude=["password", "last_login"])
+@audited(exclude=["password", "last_login"])
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who works in revops. Logs in by email; has exactly one role."""
 
@@ -125,6 +126,7 @@ class BeatTick(models.Model):
         return f"{self.name} @ {self.ticked_at:%Y-%m-%d %H:%M:%S}"
 
 
+@audited(exclude=["hashed_key", "last_used_at"])
 class ApiKey(models.Model):
     """A bearer key for the HTTP API. Only a SHA-256 of the key is stored."""
 

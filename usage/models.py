@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pghistory
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
 from accounts.models import QUANTITY, Account
+from revops.audit import audited
 
 # Revenue keeps six decimals per rollup row; presentation rounds to cents.
 REVENUE = {"max_digits": 24, "decimal_places": 6}
 UNIT_PRICE = {"max_digits": 20, "decimal_places": 8}
 
 
-@pghistory.track()
+@audited()
 class Meter(models.Model):
     """A billable unit. Its price is one or more tiers over the month's volume per account."""
 
@@ -39,7 +39,7 @@ class Meter(models.Model):
         return self.name
 
 
-@pghistory.track()
+@audited()
 class MeterTier(models.Model):
     """Price per unit for the month's volume up to ``up_to`` (open-ended when null).
 
@@ -146,7 +146,7 @@ class QuarantinedEvent(models.Model):
         return f"{self.source}/{self.event_id}: {self.reason}"
 
 
-@pghistory.track()
+@audited()
 class ProductRelease(models.Model):
     """A dated product change, for attributing usage changes to releases."""
 
@@ -393,7 +393,7 @@ class AlertEvent(models.Model):
         return f"{self.action} on alert {self.alert_id}"
 
 
-@pghistory.track()
+@audited()
 class AlertSettings(models.Model):
     """Thresholds for bands and alerts; one row, changed by an admin (System → Alert settings)."""
 

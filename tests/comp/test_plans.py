@@ -261,9 +261,10 @@ def test_the_append_only_tables_cannot_be_truncated_either(seller, table):
     from django.db import connection
 
     run(ISSUE_YAML)
-    with pytest.raises(DatabaseError, match="cannot be truncated"), transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the test's own pending FK checks first
-        cursor.execute(f"TRUNCATE {table} CASCADE")
+    connection.cursor().execute("SET CONSTRAINTS ALL IMMEDIATE")  # the test's own pending FK checks first
+    connection.cursor().execute("SET LOCAL revops.allow_truncate = off")  # as every production connection
+    with pytest.raises(DatabaseError, match="cannot be truncated"), transaction.atomic():
+        connection.cursor().execute(f"TRUNCATE {table} CASCADE")
     assert PlanVersion.objects.exists()
 
 

@@ -30,3 +30,31 @@ def test_changes_made_outside_requests_are_still_recorded():
 
     names = list(Team.pgh_event_model.objects.filter(pgh_obj=team).order_by("pgh_id").values_list("name", flat=True))
     assert names == ["Scripted", "Updated by a bulk update"]
+
+
+def test_a_delete_is_recorded_with_the_row_as_it_was():
+    team = Team.objects.create(name="Short-lived")
+    pk = team.pk
+    Team.objects.filter(pk=pk).delete()
+
+    labels = list(
+        Team.pgh_event_model.objects.filter(pgh_obj_id=pk).order_by("pgh_id").values_list("pgh_label", "name")
+    )
+    assert labels == [("insert", "Short-lived"), ("delete", "Short-lived")]
+
+
+def test_revoking_a_key_is_recorded_with_who_did_it(client, make_user, with_totp):
+    from revops.api_keys import api_key_create
+    from revops.models import ApiKey
+
+    finance = make_user(Role.FINANCE)
+    with_totp(finance)
+    key, _ = api_key_create(name="billing", scopes=["events:write"], created_by=finance)
+    client.force_login(finance)
+
+    client.post(reverse("usage:api_key_revoke", args=[key.pk]))
+
+    events = ApiKey.pgh_event_model.objects.filter(pgh_obj=key).order_by("pgh_id")
+    assert [event.pgh_label for event in events] == ["insert", "update"]
+    assert events.last().revoked_at is not None and events.last().pgh_context.metadata["user"] == finance.pk
+    assert not hasattr(events.last(), "hashed_key")  # the secret's hash stays out of the trail

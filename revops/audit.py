@@ -1,0 +1,12 @@
+"""What the audit trail records for a model: every insert, update **and delete**, with the
+acting user and request (``AuditContextMiddleware``), by database trigger, so bulk
+``update()``/``delete()`` and raw SQL are recorded too."""
+
+from __future__ import annotations
+
+import pghistory
+
+
+def audited(**options):
+    """``@audited(exclude=[...])``: ``pghistory.track`` with inserts, updates and deletes."""
+    return pghistory.track(pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent(), **options)
