@@ -97,12 +97,17 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        user = getattr(request, "user", None)
-        private = (user is not None and user.is_authenticated) or "HTTP_AUTHORIZATION" in request.META
+        # The header first: an API call with a key needs no session lookup to be private.
+        private = "HTTP_AUTHORIZATION" in request.META or _signed_in(request)
         if private and not response.has_header("Cache-Control"):
             response["Cache-Control"] = "no-store, private"
         response.setdefault("Content-Security-Policy", self.POLICY)
         return response
+
+
+def _signed_in(request) -> bool:
+    user = getattr(request, "user", None)
+    return user is not None and user.is_authenticated
 
 
 class RefuseNulBytesMiddleware:

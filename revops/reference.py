@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class Document:
 
 
 _cache: dict[str, tuple[float, Document]] = {}
+_checked: dict[str, float] = {}  # name → when its file was last stat()ed (monotonic)
+RECHECK_S = 2.0  # a page with 20 metric labels looks at the file once, not 20 times
 _lock = threading.Lock()
 
 
@@ -48,13 +51,16 @@ def document(name: str) -> Document | None:
     """The rendered document, or None for a name that is not served."""
     if name not in DOCUMENTS:
         return None
+    cached = _cache.get(name)
+    if cached and time.monotonic() - _checked.get(name, 0.0) < RECHECK_S:
+        return cached[1]
     filename, title = DOCUMENTS[name]
     path = DOCS_DIR / filename
+    _checked[name] = time.monotonic()
     try:
         mtime = path.stat().st_mtime
     except FileNotFoundError:
         return None
-    cached = _cache.get(name)
     if cached and cached[0] == mtime:
         return cached[1]
     with _lock:
