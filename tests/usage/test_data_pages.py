@@ -69,6 +69,7 @@ def test_finance_creates_a_bi_key_that_reads_as_a_leader_and_the_list_says_so(cl
     page = client.post(
         reverse("usage:api_keys"),
         {"name": "BI tool", "scopes": ["read"], "reads_as": leader.pk, "rate_limit_per_minute": 60},
+        follow=True,
     )
 
     key = ApiKey.objects.get()
@@ -201,8 +202,11 @@ def test_admin_creates_a_key_sees_the_secret_once_and_can_revoke_it(client, admi
     client.force_login(admin)
 
     created = client.post(
-        reverse("usage:api_keys"), {"name": "billing", "scopes": ["events:write"], "rate_limit_per_minute": 100}
+        reverse("usage:api_keys"),
+        {"name": "billing", "scopes": ["events:write"], "rate_limit_per_minute": 100},
+        follow=True,  # post/redirect/get: the secret is on the page the redirect leads to
     )
+    assert created.redirect_chain == [(reverse("usage:api_keys"), 302)]
     key = ApiKey.objects.get()
     secret = created.context["new_secret"]
     assert secret.startswith("rvk_") and secret in created.content.decode()

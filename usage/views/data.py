@@ -73,14 +73,16 @@ def quarantine_replay_view(request: HttpRequest) -> HttpResponse:
     return redirect("usage:quarantine")
 
 
+SESSION_NEW_KEY = "usage:new-api-key-secret"
+
+
 @require_http_methods(["GET", "POST"])
 def api_keys(request: HttpRequest) -> HttpResponse:
     _require(can_manage_api_keys(request.user))
     form = ApiKeyForm(request.POST or None, user=request.user)
-    new_secret = None
     if request.method == "POST" and form.is_valid():
         try:
-            _, new_secret = api_key_create(
+            _, secret = api_key_create(
                 name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"],
                 rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
@@ -90,7 +92,11 @@ def api_keys(request: HttpRequest) -> HttpResponse:
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
-            form = ApiKeyForm(user=request.user)
+            # Post/redirect/get: a reload cannot make a second key; the secret is shown
+            # once, on the page the redirect leads to, then forgotten.
+            request.session[SESSION_NEW_KEY] = secret
+            return redirect("usage:api_keys")
+    new_secret = request.session.pop(SESSION_NEW_KEY, None) if request.method == "GET" else None
     keys = [(key, api_key_reads(key)) for key in ApiKey.objects.select_related("created_by", "acts_as")]
     response = render(request, "usage/api_keys.html", {"form": form, "keys": keys, "new_secret": new_secret})
     if new_secret:
