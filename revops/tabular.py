@@ -33,7 +33,10 @@ class ImportReport:
     def add(self, line: int, column: str, reason: str) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_LISTED:
-            self.errors.append({"line": line, "column": column, "reason": reason})
+            # A message may quote the file; NUL cannot be stored in text (or jsonb), so show it as \0.
+            self.errors.append(
+                {"line": line, "column": column.replace("\x00", "\\0"), "reason": reason.replace("\x00", "\\0")}
+            )
 
     @property
     def ok(self) -> bool:
@@ -80,6 +83,9 @@ def read_header(
     except UnicodeDecodeError:
         report.add(1, "", "the file is not UTF-8 text")
         raise ImportRejected(report) from None
+    if "\x00" in text:
+        report.add(1, "", "the header contains a NUL character (byte 0), which text cannot hold")
+        raise ImportRejected(report)
     if not text.strip():
         report.add(1, "", "the file is empty or has no header line")
         raise ImportRejected(report)
@@ -269,7 +275,11 @@ def read_rows(
         for line, values in iter_rows(io.BytesIO(data), columns):
             if "__shape__" in values:
                 report.add(line, "", values["__shape__"])
-            else:
+                continue
+            with_nul = [column for column, value in values.items() if "\x00" in value]
+            for column in with_nul:
+                report.add(line, column, "contains a NUL character (byte 0), which text cannot hold")
+            if not with_nul:
                 rows.append(Row(line, values, report))
     except csv.Error as exc:
         report.add(0, "", f"is not readable as CSV ({exc})")

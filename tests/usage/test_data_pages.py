@@ -293,3 +293,38 @@ def test_with_the_cache_away_logins_events_and_reads_keep_answering(client, sett
     assert login.status_code == 302 and "_auth_user_id" in client.session
     assert events.status_code == 200 and events.json()["accepted"] == 0
     assert reads.status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["people", "accounts", "contracts", "owners", "meters", "releases", "usage"])
+def test_a_nul_byte_inside_an_uploaded_file_is_a_line_and_column_error(client, admin, kind):
+    """A NUL (which PostgreSQL text cannot hold) used to fail the job with a generic message."""
+    lines = (jobs.settings.BASE_DIR / "docs" / "examples" / f"{kind}.csv").read_bytes().splitlines()
+    first_value, rest = lines[1].split(b",", 1)
+    lines[1] = first_value[:2] + b"\x00" + first_value[2:] + b"," + rest
+    client.force_login(admin)
+    upload(client, b"\n".join(lines) + b"\n", kind=kind, name=f"{kind}.csv")
+    job = ImportJob.objects.get()
+
+    import_job_run(job.pk)
+
+    job.refresh_from_db()
+    column = lines[0].split(b",")[0].decode()
+    assert job.status == "failed", job.summary
+    assert {"line": 2, "column": column} == {k: job.errors[0][k] for k in ("line", "column")}, job.errors
+    assert "NUL" in job.errors[0]["reason"]
+    page = client.get(reverse("usage:import_job", args=[job.pk]))
+    assert page.status_code == 200 and "NUL character" in page.content.decode()
+
+
+def test_the_changes_an_import_job_makes_are_recorded_as_made_by_the_uploader(client, finance):
+    from accounts.models import Account
+
+    client.force_login(finance)
+    upload(client, b"external_id,name,segment\nnew-co,New Co,Enterprise\n", kind="accounts", name="accounts.csv")
+    job = ImportJob.objects.get()
+
+    import_job_run(job.pk)
+
+    account = Account.objects.get(external_id="new-co")
+    event = Account.pgh_event_model.objects.filter(pgh_obj=account).get()
+    assert event.pgh_context.metadata == {"user": finance.pk, "import_job": job.pk}

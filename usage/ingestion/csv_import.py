@@ -13,8 +13,10 @@ several lines counts once).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +66,10 @@ class _HashingReader:
         data = self._stream.read(size)
         self.digest.update(data)
         return data
+
+    @property
+    def raw(self) -> BinaryIO:
+        return self._stream
 
     def readline(self, size: int = -1) -> bytes:
         data = self._stream.readline(size)
@@ -312,7 +318,7 @@ def import_usage_stream(
             + ", ".join(f"c{i} text" for i in range(len(columns)))
             + ") ON COMMIT DROP"
         )
-        done = _copy_file(cursor, stream, staged_columns, progress)
+        done = _copy_file(cursor, stream, staged_columns, progress, columns=columns)
         cursor.execute("SELECT count(*) FROM _usage_stage")
         rows = cursor.fetchone()[0]
         report = ImportReport(summary={"rows": rows})
@@ -430,7 +436,9 @@ def _add_problems(cursor, report: ImportReport, sql: str) -> None:
         report.add(line, column, reason)
 
 
-def _copy_file(cursor, stream: BinaryIO, staged_columns: str, progress: Callable[[int], None] | None) -> int:
+def _copy_file(
+    cursor, stream: _HashingReader, staged_columns: str, progress: Callable[[int], None] | None, *, columns: list[str]
+) -> int:
     done = 0
     try:
         with cursor.copy(f"COPY _usage_stage ({staged_columns}) FROM STDIN (FORMAT csv)") as copy:
@@ -439,17 +447,37 @@ def _copy_file(cursor, stream: BinaryIO, staged_columns: str, progress: Callable
                 done += len(chunk)
                 if progress:
                     progress(done)
-    except psycopg.Error as exc:
-        raise ImportRejected(_copy_error_report(exc)) from None
-    except Exception as exc:  # Django wraps psycopg errors
-        cause = exc.__cause__
+    except Exception as exc:
+        cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__  # Django wraps psycopg errors
         if isinstance(cause, psycopg.Error):
-            raise ImportRejected(_copy_error_report(cause)) from None
+            raise ImportRejected(_copy_error_report(cause, stream.raw, columns)) from None
         raise
     return done
 
 
-def _copy_error_report(exc: psycopg.Error) -> ImportReport:
+def _nul_column(raw: BinaryIO, line: int, columns: list[str]) -> str:
+    """The column of the first NUL on ``line`` of the file, re-read from the start (an error
+    path only; COPY names the line but not the field)."""
+    try:
+        raw.seek(0)
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
+    except (OSError, ValueError):
+        return ""
+    try:
+        reader = csv.reader(text)
+        for values in reader:
+            if reader.line_num >= line:
+                return next((columns[i] for i, v in enumerate(values) if "\x00" in v and i < len(columns)), "")
+    except csv.Error:
+        pass
+    finally:
+        text.detach()  # leave the caller's file open
+    return ""
+
+
+def _copy_error_report(
+    exc: psycopg.Error, raw: BinaryIO | None = None, columns: list[str] | None = None
+) -> ImportReport:
     """Turn COPY's complaint (wrong field count, bad UTF-8, …) into a line-numbered report."""
     import re
 
@@ -462,10 +490,15 @@ def _copy_error_report(exc: psycopg.Error) -> ImportReport:
         message = "has more fields than the header"
     elif "missing data for column" in message:
         message = "has fewer fields than the header"
+    elif "invalid byte sequence" in message and "0x00" in message:
+        message = "contains a NUL character (byte 0), which text cannot hold"
     elif "invalid byte sequence" in message:
         message = "is not valid UTF-8 text"
+    column = ""
+    if message.startswith("contains a NUL") and raw is not None and columns:
+        column = _nul_column(raw, line, columns)
     report = ImportReport()
-    report.add(line, "", message)
+    report.add(line, column, message)
     return report
 
 

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from revops.audit import acting_as
 from revops.errors import ApplicationError
 from revops.tabular import ImportRejected, ImportReport
 from usage.enqueue import enqueue_import_job
@@ -212,7 +213,8 @@ def import_job_run(job_id: int) -> ImportJob | None:
     progress = _ProgressWriter(job)
     importer = _importers()[job.kind]
     try:
-        with open(job.path, "rb") as stream:
+        # The audit trail names whoever uploaded the file as the one who made its changes.
+        with open(job.path, "rb") as stream, acting_as(job.created_by_id, import_job=job.pk):
             if job.kind == ImportKind.USAGE:
                 result = importer(stream, progress=progress)
                 summary = {
