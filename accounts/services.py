@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Account, AccountPlan, Activity, ActivityKind
 from revops.errors import ApplicationError
+from revops.idempotency import first_submission
 
 # A call logged late in the evening may carry tomorrow's date in the customer's time zone.
 MAX_DAYS_AHEAD = 1
@@ -30,8 +32,12 @@ def activity_log(
     notes: str = "",
     tags: Sequence[str] = (),
     today: dt.date | None = None,
+    submission: uuid.UUID | None = None,
 ) -> Activity:
-    """Record a customer conversation on ``account`` by ``person`` (always the person logging it)."""
+    """Record a customer conversation on ``account`` by ``person`` (always the person logging it).
+
+    ``submission`` is the form's one-time token: the same form sent twice raises
+    ``AlreadySubmitted`` and logs nothing the second time."""
     today = today or timezone.localdate()
     if kind not in ActivityKind.values:
         raise ApplicationError(f"Unknown activity kind “{kind}”.", details={"field": "kind"})
@@ -42,6 +48,7 @@ def activity_log(
         raise ApplicationError(f"At most {MAX_TAGS} tags.", details={"field": "tags"})
     if any(len(t) > MAX_TAG_LENGTH for t in clean_tags):
         raise ApplicationError(f"Tags are at most {MAX_TAG_LENGTH} characters each.", details={"field": "tags"})
+    first_submission(submission, user=person)
     return Activity.objects.create(
         account=account, person=person, occurred_on=occurred_on, kind=kind, notes=notes.strip(), tags=clean_tags
     )

@@ -9,6 +9,7 @@ other correction.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
@@ -19,6 +20,7 @@ from comp.periods import add_months, approved_periods, month_start, open_period
 from comp.selectors import statement_totals
 from revops.clock import today_utc
 from revops.errors import ApplicationError
+from revops.idempotency import first_submission
 from revops.models import Role, User
 
 # Who approves statements and answers inquiries.
@@ -63,12 +65,14 @@ def statement_approve(*, person: User, period: dt.date, approver: User) -> State
 
 
 @transaction.atomic
-def inquiry_raise(*, line: LedgerLine, person: User, body: str) -> Inquiry:
+def inquiry_raise(*, line: LedgerLine, person: User, body: str, submission: uuid.UUID | None = None) -> Inquiry:
     """``person`` asks about one of their own lines. A question on a line that already has
-    an open inquiry joins that thread instead of starting another."""
+    an open inquiry joins that thread instead of starting another. The same form sent twice
+    (``submission``, its one-time token) raises ``AlreadySubmitted`` the second time."""
     if line.person_id != person.pk:
         raise ApplicationError("Only the person a line pays can raise an inquiry on it.")
     text = _body(body)
+    first_submission(submission, user=person)
     inquiry = (
         Inquiry.objects.select_for_update().filter(line=line, status=Inquiry.Status.OPEN).order_by("created_at").first()
     )

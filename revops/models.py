@@ -161,3 +161,15 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class FormSubmission(models.Model):
+    """A form post that created something, by its one-time token: the same form submitted
+    twice (a double click, a reload, a retried request) is recognised and not applied again."""
+
+    token = models.UUIDField(primary_key=True)
+    user = models.ForeignKey("revops.User", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return str(self.token)

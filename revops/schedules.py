@@ -47,6 +47,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 300.0,
         "options": {"expires": 240},
     },
+    # One-time form tokens (double-submit protection) older than two days.
+    "revops-forget-old-submissions": {
+        "task": "revops.tasks.forget_old_submissions",
+        "schedule": crontab(hour=3, minute=45),
+        "options": {"expires": 6 * 3600},
+    },
     # Comp for the month that just ended, once its usage is in (the 1st, after the nightly refresh).
     "comp-run-monthly": {
         "task": "comp.tasks.run_comp_monthly",

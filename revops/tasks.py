@@ -15,3 +15,11 @@ def record_beat_tick() -> None:
 def ping(value: str = "pong") -> str:
     """Round-trip check used by the health tests and operators."""
     return value
+
+
+@shared_task(ignore_result=True)
+def forget_old_submissions() -> int:
+    """Daily: one-time form tokens past the time anyone could re-submit their form."""
+    from revops.idempotency import forget_old_submissions as forget
+
+    return forget()

@@ -20,6 +20,7 @@ from accounts.models import Account, AccountPlan
 from accounts.selectors import account_page, account_plan, activity_page, user_can_edit_plan
 from accounts.services import account_plan_update, activity_log
 from revops.errors import ApplicationError
+from revops.idempotency import AlreadySubmitted, token_from
 
 TEMPLATE = "accounts/account.html"
 
@@ -86,6 +87,7 @@ def activities(request: HttpRequest, external_id: str) -> HttpResponse:
     today = timezone.localdate()
     form = ActivityForm(request.POST, today=today)
     activity = None
+    repeated = False
     if form.is_valid():
         try:
             activity = activity_log(
@@ -96,17 +98,21 @@ def activities(request: HttpRequest, external_id: str) -> HttpResponse:
                 notes=form.cleaned_data["notes"],
                 tags=form.cleaned_data["tags"],
                 today=today,
+                submission=token_from(request.POST),
             )
+        except AlreadySubmitted:
+            repeated = True  # logged by the first of two identical posts: show it as done
         except ApplicationError as exc:
             field = (exc.details or {}).get("field") if isinstance(exc.details, dict) else None
             form.add_error(field if field in form.fields else None, exc.message)
+    done = activity is not None or repeated
     if not request.htmx:
-        if activity is None:
+        if not done:
             return _shell(request, account, activity_form=form, status=422)
         return redirect(f"{reverse('accounts:account', args=[account.external_id])}#activities")
     context = {
         "account": account,
-        "activity_form": form if activity is None else ActivityForm(today=today),
+        "activity_form": ActivityForm(today=today) if done else form,
         "new_activity": activity,
     }
     # Errors come back with 200 so htmx swaps the form with its messages in place.

@@ -26,6 +26,7 @@ from comp.periods import add_months, month_start, parse_period
 from revops.access import people_in_scope, sees_company, teams_managed_by
 from revops.clock import today_utc
 from revops.errors import ApplicationError
+from revops.idempotency import AlreadySubmitted, token_from
 from revops.models import User
 from revops.tabular import spreadsheet_safe
 
@@ -266,7 +267,9 @@ def inquiry_raise(request: HttpRequest, line_id: int) -> HttpResponse:
     item = _line_for(request, line_id)
     body = request.POST.get("body", "")
     try:
-        services.inquiry_raise(line=item, person=request.user, body=body)
+        services.inquiry_raise(line=item, person=request.user, body=body, submission=token_from(request.POST))
+    except AlreadySubmitted:
+        pass  # the first of two identical posts sent it: show the line as it now is
     except ApplicationError as exc:
         return _line_response(request, line_id, error=exc.message, body=body[:4000])
     if not request.htmx:

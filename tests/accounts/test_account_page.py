@@ -590,3 +590,74 @@ def test_in_the_browser_panels_load_activities_prepend_and_the_plan_saves_inline
     expect(page.locator("#plan form")).to_have_count(0)
     screenshot(page, "account-page")
     assert AccountPlan.objects.get().updated_by == ae
+
+
+def _token(html: str) -> str:
+    import re
+
+    return re.search(r'name="submission" value="([0-9a-f-]{36})"', html).group(1)
+
+
+def test_the_same_activity_form_sent_twice_logs_one_activity(client, owned, ae):
+    """A double click or a reload re-posts the form: the second post is recognised by the
+    form's one-time token and logs nothing (it used to log the conversation twice)."""
+    client.force_login(ae)
+    form = client.get(page_url(owned)).content.decode()
+    data = {"occurred_on": days_ago(1).isoformat(), "kind": "call", "notes": "Renewal chat", "submission": _token(form)}
+
+    first = client.post(activities_url(owned), data, **HTMX)
+    second = client.post(activities_url(owned), data, **HTMX)
+    without_htmx = client.post(activities_url(owned), data)
+
+    assert Activity.objects.filter(notes="Renewal chat").count() == 1
+    assert first.status_code == second.status_code == 200 and without_htmx.status_code == 302
+    assert 'hx-swap-oob="afterbegin:#activity-items"' not in second.content.decode()  # nothing new to prepend
+    assert _token(first.content.decode()) != data["submission"]  # the fresh form has a fresh token
+
+
+def test_a_refused_activity_form_keeps_its_token_and_can_be_corrected(client, owned, ae):
+    client.force_login(ae)
+    token = _token(client.get(page_url(owned)).content.decode())
+
+    refused = client.post(activities_url(owned), {"occurred_on": "", "kind": "call", "submission": token}, **HTMX)
+    assert _token(refused.content.decode()) == token  # not applied, so still the first submission
+    corrected = {"occurred_on": days_ago(1).isoformat(), "kind": "call", "submission": token}
+    client.post(activities_url(owned), corrected, **HTMX)
+    client.post(activities_url(owned), corrected, **HTMX)
+
+    assert Activity.objects.count() == 1
+
+
+def test_concurrent_duplicates_of_one_form_log_one_activity(owned, ae, transactional_db):
+    """Two posts of the same form racing: the second waits on the token until the first
+    commits, then finds it."""
+    import threading
+    import uuid
+
+    from django.db import connection
+
+    from accounts.services import activity_log
+    from revops.idempotency import AlreadySubmitted
+
+    token = uuid.uuid4()
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def post() -> None:
+        barrier.wait()
+        try:
+            activity_log(account=owned, person=ae, occurred_on=days_ago(1), kind="call", submission=token)
+            outcomes.append("logged")
+        except AlreadySubmitted:
+            outcomes.append("repeat")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["logged", "repeat"]
+    assert Activity.objects.count() == 1

@@ -23,6 +23,7 @@ from comp.models import (
     Assignment,
     Attainment,
     Inquiry,
+    InquiryMessage,
     LedgerLine,
     LineKind,
     Plan,
@@ -609,3 +610,20 @@ def test_statement_totals_are_the_sums_of_the_ledger(people, lines):
     assert totals.held_balance == total(lambda p, k, r: p <= MAR and k == "hold")
     assert totals.draw_balance == total(lambda p, k, r: (k == "draw" and r) or k == "draw_recovery")
     assert totals.ytd == total(lambda p, k, r: p.year == 2026 and k in payable)
+
+
+def test_the_same_inquiry_form_sent_twice_sends_one_message(people, ledger):
+    import re
+
+    avery = people["avery"]
+    line_id = ledger["accelerator"].pk
+    ae = client_for(avery)
+    detail = text(ae.get(f"/comp/statements/lines/{line_id}/", **HTMX))
+    token = re.search(r'name="submission" value="([0-9a-f-]{36})"', detail).group(1)
+    data = {"body": "Which tier applies?", "submission": token}
+
+    first, second = (ae.post(f"/comp/statements/lines/{line_id}/inquiries/", data, **HTMX) for _ in range(2))
+
+    assert first.status_code == second.status_code == 200
+    assert InquiryMessage.objects.filter(inquiry__line_id=line_id).count() == 1
+    assert text(second).count("Which tier applies?") == 1

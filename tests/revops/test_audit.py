@@ -58,3 +58,21 @@ def test_revoking_a_key_is_recorded_with_who_did_it(client, make_user, with_totp
     assert [event.pgh_label for event in events] == ["insert", "update"]
     assert events.last().revoked_at is not None and events.last().pgh_context.metadata["user"] == finance.pk
     assert not hasattr(events.last(), "hashed_key")  # the secret's hash stays out of the trail
+
+
+def test_form_tokens_are_forgotten_after_two_days(make_user):
+    import datetime as dt
+    import uuid
+
+    from django.utils import timezone
+
+    from revops.idempotency import forget_old_submissions
+    from revops.models import FormSubmission
+
+    person = make_user(Role.AE)
+    now = timezone.now()
+    old = FormSubmission.objects.create(token=uuid.uuid4(), user=person, created_at=now - dt.timedelta(days=3))
+    recent = FormSubmission.objects.create(token=uuid.uuid4(), user=person, created_at=now - dt.timedelta(hours=1))
+
+    assert forget_old_submissions(now=now) == 1
+    assert list(FormSubmission.objects.values_list("pk", flat=True)) == [recent.pk] and old.pk != recent.pk
