@@ -236,29 +236,6 @@ def parse_native(obj: Any, *, may_hold_nul: bool = True) -> EventIn:
     )
 
 
-def parse_cloudevent(obj: Any, *, may_hold_nul: bool = True) -> EventIn:
-    """CloudEvents 1.0 structured JSON: id, source, type = meter, subject = account, data.quantity."""
-    if not isinstance(obj, dict):
-        raise EventError("event", f"must be a JSON object, not {type(obj).__name__}")
-    if obj.get("specversion") != "1.0":
-        raise EventError("specversion", 'must be "1.0"')
-    data = obj.get("data")
-    if not isinstance(data, dict):
-        raise EventError("data", "must be a JSON object with a quantity")
-    properties = parse_properties(
-        {key: value for key, value in data.items() if key != "quantity"}, "data", may_hold_nul=may_hold_nul
-    )
-    return EventIn(
-        source=parse_identifier(obj.get("source"), "source"),
-        event_id=parse_identifier(obj.get("id"), "id"),
-        account_ref=parse_identifier(obj.get("subject"), "subject"),
-        meter_ref=parse_identifier(obj.get("type"), "type"),
-        occurred_at=parse_time(obj.get("time")),
-        quantity=parse_quantity(data.get("quantity"), "data.quantity"),
-        properties=properties,
-    )
-
-
 def check_time_window(event: EventIn, *, now: dt.datetime, retention_days: int) -> None:
     """The API takes events from the retention window up to 24 h ahead; backfills use import."""
     if event.occurred_at > now + dt.timedelta(hours=24):
