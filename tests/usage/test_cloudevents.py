@@ -31,7 +31,14 @@ RECENT = timezone.now() - dt.timedelta(hours=1)
 def sdk_event(event_id: str, **attributes) -> CloudEvent:
     data = attributes.pop("data", {"quantity": 3, "workload": "search"})
     return CloudEvent(
-        {"id": event_id, "source": "//gateway/eu", "type": "api-calls", "subject": "acme", "time": RECENT, **attributes},
+        {
+            "id": event_id,
+            "source": "//gateway/eu",
+            "type": "api-calls",
+            "subject": "acme",
+            "time": RECENT,
+            **attributes,
+        },
         data,
     )
 
@@ -146,7 +153,7 @@ INVALID = {
 }
 
 
-@pytest.mark.parametrize("envelope, field", INVALID.values(), ids=INVALID.keys())
+@pytest.mark.parametrize(("envelope", "field"), INVALID.values(), ids=INVALID.keys())
 def test_an_envelope_the_specification_rules_out_is_refused_naming_the_attribute(send, acme, meter, envelope, field):
     in_batch = send(json.dumps([envelope]).encode(), {"content-type": BATCH})
     alone = send(json.dumps(envelope).encode(), {"content-type": STRUCTURED})
