@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from comp.views import plans, statements
+from comp.views import home, plans, statements
 
 
 class MonthConverter:
@@ -34,4 +34,7 @@ urlpatterns = [
     path("statements/lines/<int:line_id>/", statements.line, name="line"),
     path("statements/lines/<int:line_id>/inquiries/", statements.inquiry_raise, name="inquiry_raise"),
     path("statements/inquiries/<int:inquiry_id>/answer/", statements.inquiry_answer, name="inquiry_answer"),
+    # Comp's panels on the home page (revops.home).
+    path("home/pay/", home.home_pay, name="home_pay"),
+    path("home/close/", home.home_close, name="home_close"),
 ]

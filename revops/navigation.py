@@ -22,6 +22,12 @@ NAV_ITEMS: tuple[NavItem, ...] = (
     NavItem("Home", "home", EVERYONE, "/"),
     NavItem("Alerts", "usage:alerts", frozenset({Role.CSM, Role.LEADER, Role.ADMIN}), "/alerts/"),
     NavItem("Book", "usage:book", frozenset({Role.AE, Role.CSM, Role.LEADER, Role.ADMIN}), "/book/"),
+    NavItem(
+        "Opportunities",
+        "usage:opportunities",
+        frozenset({Role.AE, Role.CSM, Role.LEADER, Role.ADMIN}),
+        "/opportunities/",
+    ),
     NavItem("Metrics", "usage:company", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN, Role.PRODUCT}), "/metrics/"),
     NavItem(
         "Statements",

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from usage.views import data, metrics, panels
+from usage.views import data, home, metrics, panels
 
 app_name = "usage"
 
@@ -24,6 +24,14 @@ urlpatterns = [
     path("book.csv", metrics.book_csv, name="book_csv"),
     path("metrics/", metrics.company, name="company"),
     path("system/alert-settings/", metrics.alert_settings, name="alert_settings"),
+    # Expansion opportunities, and usage's panels on the home page (revops.home).
+    path("opportunities/", home.opportunities, name="opportunities"),
+    path("home/triage/", home.home_triage, name="home_triage"),
+    path("home/gates/", home.home_gates, name="home_gates"),
+    path("home/opportunities/", home.home_opportunities, name="home_opportunities"),
+    path("home/data/", home.home_data, name="home_data"),
+    path("home/team/", home.home_team, name="home_team"),
+    path("home/meters/", home.home_meters, name="home_meters"),
     # The account page's panels (fetched by accounts' page with htmx).
     path("usage/accounts/<str:external_id>/metrics/", panels.metrics_panel, name="panel_metrics"),
     path("usage/accounts/<str:external_id>/usage-chart/", panels.usage_chart_panel, name="panel_usage_chart"),

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 
 from revops import health, reference
 from revops.access import people_directory, teams_managed_by
+from revops.home import panels_for
 from revops.models import Role, Team
 from revops.notices import notices_for
 from revops.selectors import headcount_by_role, people_list, teams_overview
@@ -31,6 +32,7 @@ def home(request: HttpRequest) -> HttpResponse:
         else [],
         "managed_teams": teams_managed_by(user),
         "notices": notices_for(request),
+        "panels": panels_for(user.role),
     }
     if user.role in (Role.LEADER, Role.FINANCE, Role.ADMIN):
         context["teams"] = teams_overview()

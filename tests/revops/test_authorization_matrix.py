@@ -78,6 +78,16 @@ def cells(w: dict) -> list[Cell]:
         Cell("usage:book_csv", "/book.csv", w["book"]),
         Cell("usage:company", "/metrics/", ALL_ACCOUNTS),
         Cell("usage:alert_settings", "/system/alert-settings/", ADMIN),
+        Cell("usage:opportunities", "/opportunities/", EVERYONE),  # each viewer's own scope
+        # home panels: each for the roles whose home page shows it (revops.home)
+        Cell("usage:home_triage", "/home/triage/", frozenset({Role.CSM, Role.LEADER, Role.ADMIN})),
+        Cell("usage:home_gates", "/home/gates/", frozenset({Role.AE, Role.CSM})),
+        Cell("usage:home_opportunities", "/home/opportunities/", frozenset({Role.AE, Role.CSM, Role.LEADER})),
+        Cell("usage:home_data", "/home/data/", DATA),
+        Cell("usage:home_team", "/home/team/", frozenset({Role.LEADER, Role.ADMIN})),
+        Cell("usage:home_meters", "/home/meters/", frozenset({Role.PRODUCT, Role.LEADER})),
+        Cell("comp:home_pay", "/comp/home/pay/", frozenset({Role.AE, Role.CSM})),
+        Cell("comp:home_close", "/comp/home/close/", DATA),
         *[
             Cell(f"usage:panel_{panel}", f"/usage/accounts/{account}/{route}/", may)
             for panel, route in (("metrics", "metrics"), ("usage_chart", "usage-chart"), ("alerts", "alerts"))

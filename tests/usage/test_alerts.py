@@ -85,32 +85,47 @@ def test_below_floor_after_the_clawback_window_is_high_with_no_gate():
     assert (alert.gate, alert.gate_on) == (Gate.NONE, None)
 
 
+def trend(previous: str, recent: str, *, dip: int = 0) -> list[Decimal]:
+    """63 days of daily revenue: ``previous`` a day for the 4 weeks before the last 4, then
+    ``recent`` a day (the last ``dip`` days at 0)."""
+    days = [Decimal(previous)] * 35 + [Decimal(recent)] * 28
+    for k in range(1, dip + 1):
+        days[-k] = Decimal(0)
+    return days
+
+
 def test_clawback_risk_fires_when_the_12_month_projection_is_under_40_percent():
-    # Landed 305 days ago: 60 days = 2 thirty-day periods to the 12-month mark.
-    # Run rate 1,500 × 365/30 = 18,250, the 30 days before 1,651 × 365/30 = 20,087.17:
-    # 18,250 − 2 × 1,837.17 = 14,575.67 / 36,500 = 0.3993.
-    m = commit("36500", "50", rev_prior_n=Decimal(1651), days_since_land=305)
+    # Landed 305 days ago: 60 days to the 12-month mark. Robust run rate 50 × 365 = 18,250;
+    # 4 weeks before 55 × 365 = 20,075. 18,250 + (18,250 − 20,075) × 60 / 28 = 14,339.29,
+    # and 14,339.29 / 36,500 = 0.3929.
+    m = commit("36500", "50", series=trend("55", "50"), days_since_land=305)
 
     alert = fired(m)[AlertKind.CLAWBACK_RISK]
 
     assert alert.severity == Severity.HIGH
-    assert alert.revenue_at_risk == Decimal("21924.33")  # 36,500 − 14,575.67
+    assert alert.revenue_at_risk == Decimal("22160.71")  # 36,500 − 14,339.29
     assert (alert.gate, alert.gate_on) == (Gate.CLAWBACK_12M, D(2026, 8, 29))  # Aug 29 2025 + 365
-    assert alert.details["projected_burn"] == "0.3993"
-    assert alert.details["projected_run_rate_at_12_months"] == "14575.67"
+    assert alert.details["projected_burn"] == "0.3929"
+    assert alert.details["projected_run_rate_at_12_months"] == "14339.29"
 
 
 def test_clawback_risk_does_not_fire_at_exactly_40_percent_projected():
-    # 1,650 × 365/30 = 20,075: 18,250 − 2 × 1,825 = 14,600 / 36,500 = 0.40.
-    m = commit("36500", "50", rev_prior_n=Decimal(1650), days_since_land=305)
+    # 28 days left: 18,250 + (18,250 − 60 × 365) = 14,600 / 36,500 = 0.40 exactly.
+    assert AlertKind.CLAWBACK_RISK not in fired(commit("36500", "50", series=trend("60", "50"), days_since_land=337))
+    assert AlertKind.CLAWBACK_RISK in fired(commit("36500", "50", series=trend("60.01", "50"), days_since_land=337))
+
+
+def test_a_four_day_dip_does_not_project_a_clawback():
+    """A straight line through a short dip used to put the whole commitment at risk."""
+    m = commit("36500", "43.33", series=trend("50", "50", dip=4), days_since_land=200)
 
     assert AlertKind.CLAWBACK_RISK not in fired(m)
 
 
 @pytest.mark.parametrize("days_since_land", [89, 365])
 def test_clawback_risk_is_only_judged_between_the_checkpoint_and_12_months(days_since_land):
-    # A steep fall (3,000 → 1,500 a month) that would project to zero.
-    m = commit("36500", "50", rev_prior_n=Decimal(3000), days_since_land=days_since_land)
+    # A steep fall (100 → 50 a day) that would project to zero.
+    m = commit("36500", "50", series=trend("100", "50"), days_since_land=days_since_land)
 
     assert AlertKind.CLAWBACK_RISK not in fired(m)
 
@@ -254,7 +269,7 @@ def test_credits_projected_to_run_out_before_term_end_fire():
     alert = fired(credits("5000", daily="100", ends=D(2026, 8, 20)))[AlertKind.CREDITS_LOW]
 
     assert alert.severity == Severity.MEDIUM  # more than 30 days away
-    assert alert.revenue_at_risk == Decimal("36500.00")  # the run rate
+    assert alert.revenue_at_risk == Decimal(0)  # consuming faster than bought: an opportunity, not a risk
     assert alert.details["run_out_on"] == "2026-08-19"
 
 

@@ -146,7 +146,8 @@ def test_each_csm_gets_one_email_with_exactly_their_due_alerts_most_severe_first
     assert set(by_person) == {"casey@example.test", "robin@example.test"}
     casey = by_person["casey@example.test"]
     # Not the one snoozed until later, not the resolved one, not the AE's.
-    assert casey.subject == "revops: 5 alerts need you ($24,100.00 at risk) – 2026-11-21"
+    # At risk counts risk alerts once per account: 12,000 + 8,000 + 3,000 (included volume is an opportunity).
+    assert casey.subject == "revops: 5 alerts need you ($23,000.00 at risk) – 2026-11-21"
     assert casey.body == "\n".join(
         [
             "Hello Casey,",
@@ -198,7 +199,7 @@ def test_each_team_with_a_webhook_gets_a_summary_posted(alerts, people, slack):
     assert posts["/east"] == {
         "text": "\n".join(
             [
-                "*Sales East: 6 active alerts as of 2026-11-21* ($24,600.00 at risk): "
+                "*Sales East: 6 active alerts as of 2026-11-21* ($23,000.00 at risk): "
                 "1 critical, 1 high, 2 medium, 2 low",
                 "Top 5 by revenue at risk:",
                 "• $12,000.00 Acme (acme): Burn below the payout floor, critical, owner Casey",

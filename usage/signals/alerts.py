@@ -9,14 +9,28 @@ kind while the condition holds) and the triage actions live in ``usage.signals.s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from usage.models import AlertKind, Gate, Severity
-from usage.signals.metrics import CENT, CHECKPOINT_DAYS, CLAWBACK_DAYS, ZERO, Metrics, Thresholds, _q, annualized, ratio
+from usage.signals.metrics import (
+    CENT,
+    CHECKPOINT_DAYS,
+    CLAWBACK_DAYS,
+    TREND_DAYS,
+    ZERO,
+    Metrics,
+    Thresholds,
+    _q,
+    ratio,
+    robust_run_rates,
+)
 
 # Kinds that signal risk (escalated to the land AE when the account burns under 40%);
-# the rest are opportunities for the account team.
+# the rest are opportunities for the account team. Credits running out early means the
+# customer consumes faster than they bought: a renewal or top-up conversation, not a risk,
+# so it puts no revenue at risk (Expansion opportunities lists it).
 RISK_KINDS = frozenset(
     {
         AlertKind.BELOW_FLOOR,
@@ -24,9 +38,23 @@ RISK_KINDS = frozenset(
         AlertKind.SUDDEN_DECLINE,
         AlertKind.PLATEAU,
         AlertKind.NO_FIRST_USAGE,
-        AlertKind.CREDITS_LOW,
     }
 )
+OPPORTUNITY_KINDS = frozenset(
+    {AlertKind.OVER_COMMIT, AlertKind.CREDITS_LOW, AlertKind.INCLUDED_70, AlertKind.INCLUDED_90}
+)
+
+
+def revenue_at_risk_total(alerts: Iterable) -> Decimal:
+    """Revenue at risk over a set of alerts, **each account counted once**: an account's
+    risk alerts measure overlapping shortfalls against the same commitment (below the
+    floor, clawback risk, a decline…), so the account contributes the largest of them,
+    never their sum. Opportunity kinds contribute nothing."""
+    largest: dict[int, Decimal] = {}
+    for alert in alerts:
+        if alert.kind in RISK_KINDS:
+            largest[alert.account_id] = max(largest.get(alert.account_id, ZERO), alert.revenue_at_risk)
+    return sum(largest.values(), ZERO)
 
 
 @dataclass
@@ -74,11 +102,18 @@ def evaluate(m: Metrics, t: Thresholds) -> list[Condition]:
             )
         )
 
-    # Clawback risk: run rate projected to the 12-month mark (last N days' change, linear) under 40%.
-    if committed > 0 and days_since_land is not None and CHECKPOINT_DAYS <= days_since_land < CLAWBACK_DAYS:
-        previous = annualized(i.rev_prior_n, t.run_rate_days)
-        months_left = Decimal(CLAWBACK_DAYS - days_since_land) / t.run_rate_days
-        projected = max(ZERO, m.run_rate + (m.run_rate - previous) * months_left)
+    # Clawback risk: the robust run rate (weekday medians over 4 weeks) projected to the
+    # 12-month mark along its change from the 4 weeks before; a short dip moves neither level.
+    levels = robust_run_rates(i.series)
+    if (
+        committed > 0
+        and levels is not None
+        and days_since_land is not None
+        and CHECKPOINT_DAYS <= days_since_land < CLAWBACK_DAYS
+    ):
+        recent, previous = levels
+        days_left = Decimal(CLAWBACK_DAYS - days_since_land)
+        projected = _q(max(ZERO, recent + (recent - previous) * days_left / TREND_DAYS), CENT)
         projected_burn = ratio(projected, committed)
         if projected_burn is not None and projected_burn < t.clawback_floor:
             found.append(
@@ -89,11 +124,11 @@ def evaluate(m: Metrics, t: Thresholds) -> list[Condition]:
                     Gate.CLAWBACK_12M,
                     land + dt.timedelta(days=CLAWBACK_DAYS),
                     {
-                        "projected_run_rate_at_12_months": _s(_q(projected, CENT)),
+                        "projected_run_rate_at_12_months": _s(projected),
                         "projected_burn": _s(projected_burn),
                         "floor": _s(t.clawback_floor),
-                        "run_rate": _s(m.run_rate),
-                        "previous_run_rate": _s(_q(previous, CENT)),
+                        "robust_run_rate": _s(_q(recent, CENT)),
+                        "robust_run_rate_4_weeks_before": _s(_q(previous, CENT)),
                     },
                 )
             )
@@ -179,7 +214,7 @@ def evaluate(m: Metrics, t: Thresholds) -> list[Condition]:
                 Condition(
                     AlertKind.CREDITS_LOW,
                     Severity.HIGH if soon else Severity.MEDIUM,
-                    m.run_rate,
+                    ZERO,  # an opportunity (buy more credits), not revenue at risk
                     gate,
                     gate_on,
                     {

@@ -426,6 +426,27 @@ def detect_decline(series: Sequence[Decimal], t: Thresholds) -> Decline | None:
     return None
 
 
+# The clawback projection's trend: two 4-week windows (whole weeks, so every weekday counts
+# equally) at the end of the series.
+TREND_DAYS = 28
+
+
+def robust_daily_level(days: Sequence[Decimal]) -> Decimal:
+    """A typical day of ``days`` (whole weeks, oldest first), robust to a dip or a spike:
+    the mean over the 7 weekdays of each weekday's median. A few bad days move one value of
+    a weekday's median, not the level (the decline test's baseline, over 4 weeks)."""
+    return sum((Decimal(statistics.median(Decimal(v) for v in days[o::7])) for o in range(7)), ZERO) / 7
+
+
+def robust_run_rates(series: Sequence[Decimal]) -> tuple[Decimal, Decimal] | None:
+    """(recent, previous) annualized robust levels of the last 28 days and the 28 before."""
+    if len(series) < 2 * TREND_DAYS:
+        return None
+    recent = robust_daily_level(series[-TREND_DAYS:])
+    previous = robust_daily_level(series[-2 * TREND_DAYS : -TREND_DAYS])
+    return recent * DAYS_PER_YEAR, previous * DAYS_PER_YEAR
+
+
 @dataclass
 class HealthComponent:
     key: str

@@ -25,6 +25,7 @@ from django.utils.html import format_html, format_html_join
 
 from revops.models import Role, Team
 from usage.models import Alert, AlertState, Severity
+from usage.signals.alerts import revenue_at_risk_total
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def _line(alert: Alert) -> str:
 def digest_email(*, person, alerts: list[Alert], on: dt.date) -> EmailMultiAlternatives:
     """One person's digest: plain text and a simple HTML table, most severe first."""
     url = _queue_url()
-    total = sum((a.revenue_at_risk for a in alerts), Decimal(0))
+    total = revenue_at_risk_total(alerts)
     count = f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
     subject = f"revops: {count} need you ({_money(total)} at risk) – {on:%Y-%m-%d}"
     text = "\n".join(
@@ -105,7 +106,7 @@ def digest_email(*, person, alerts: list[Alert], on: dt.date) -> EmailMultiAlter
 
 def slack_text(*, team: Team, alerts: list[Alert], on: dt.date) -> str:
     """Counts by severity and the top alerts by revenue at risk, in Slack's mrkdwn."""
-    total = sum((a.revenue_at_risk for a in alerts), Decimal(0))
+    total = revenue_at_risk_total(alerts)
     by_severity = defaultdict(int)
     for alert in alerts:
         by_severity[alert.severity] += 1

@@ -6,9 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Q, QuerySet
 
 from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertState, MetricsRefresh
+from usage.signals.alerts import RISK_KINDS
 
 
 def metrics_as_of() -> dt.date | None:
@@ -66,15 +67,28 @@ def alert_queue(*, alerts: QuerySet[Alert], viewer, filters: QueueFilters) -> Qu
 
 def alert_counts(alerts: QuerySet[Alert]) -> dict[str, int]:
     """Active alerts by state, and their total revenue at risk (the queue's header)."""
-    totals = alerts.filter(state__in=ACTIVE_ALERT_STATES).aggregate(
+    active = alerts.filter(state__in=ACTIVE_ALERT_STATES)
+    totals = active.aggregate(
         open=Count("pk", filter=Q(state=AlertState.OPEN)),
         acknowledged=Count("pk", filter=Q(state=AlertState.ACKNOWLEDGED)),
         snoozed=Count("pk", filter=Q(state=AlertState.SNOOZED)),
-        at_risk=Sum("revenue_at_risk"),
     )
-    totals["at_risk"] = totals["at_risk"] or Decimal(0)
+    totals["at_risk"] = revenue_at_risk_once(active)
     totals["active"] = totals["open"] + totals["acknowledged"] + totals["snoozed"]
     return totals
+
+
+def revenue_at_risk_once(alerts: QuerySet[Alert]) -> Decimal:
+    """``revenue_at_risk_total`` in the database: per account the largest revenue at risk
+    among its risk alerts, summed over accounts (one narrow query)."""
+    per_account = (
+        alerts.filter(kind__in=RISK_KINDS)
+        .order_by()
+        .values("account_id")
+        .annotate(largest=Max("revenue_at_risk"))
+        .values_list("largest", flat=True)
+    )
+    return sum(per_account, Decimal(0))
 
 
 # --- AE book -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from usage.models import (
     Gate,
     ProductRelease,
 )
+from usage.signals.alerts import revenue_at_risk_total
 from usage.signals.charts import Release, Term, commit_pace, day_range, revenue_by_meter, usage_figure
 from usage.signals.metrics import DEFINITIONS, SERIES_DAYS, Thresholds, detect_decline, subtree_ids
 from usage.signals.selectors import metrics_as_of
@@ -266,6 +267,6 @@ def alerts_panel(request: HttpRequest, external_id: str) -> HttpResponse:
         "account": account,
         "active": active,
         "closed": closed,
-        "at_risk": sum((a.revenue_at_risk for a in active), Decimal(0)),
+        "at_risk": revenue_at_risk_total(active),
     }
     return _panel(request, "usage/panels/alerts.html", context)
