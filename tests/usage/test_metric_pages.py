@@ -316,7 +316,8 @@ def test_ae_cannot_open_another_persons_book(book):
 def test_book_sorts_filters_and_serves_a_fragment(book):
     client = client_for(book["ae"])
     html = text(client.get("/book/?sort=health", **HTMX))
-    assert html.lstrip().startswith('<div id="book-table">')
+    # The fragment: the table, plus the title and roll-ups out of band (they follow "Whose").
+    assert '<div id="book-table">' in html and '<h1 id="book-title" hx-swap-oob="true">My book</h1>' in html
     assert html.index("HYPERLINK") < html.index("Parent")  # health 20 before 80
     filtered = text(client.get("/book/?band=escalate", **HTMX))
     assert "HYPERLINK" in filtered and "Parent" not in filtered
@@ -326,6 +327,35 @@ def test_leader_reads_any_book_in_scope(book, make_user):
     leader = make_user(Role.LEADER)
     html = text(client_for(leader).get(f"/book/?person={book['other_ae'].pk}"))
     assert "Other" in html and "Parent" not in html
+
+
+def test_a_leaders_book_defaults_to_every_account_with_a_roll_up_per_rep(book, make_user):
+    """It used to default to the leader's own (empty) book."""
+    leader = make_user(Role.LEADER)
+    response = client_for(leader).get("/book/")
+    html = text(response)
+
+    assert '<h1 id="book-title">Every account</h1>' in html
+    assert "Parent" in html and "Other" in html
+    rollups = {r.person.name: r for r in response.context["rollups"]}
+    # Avery: Parent 300,000 (its division inside) + Solo 50,000.
+    assert rollups["Avery Exec"].run_rate == Decimal("350000.00") and rollups["Avery Exec"].accounts == 3
+    assert rollups["Olly Other"].accounts == 1
+
+
+def test_a_managers_book_defaults_to_their_teams(book, make_user):
+    from revops.models import Team
+
+    manager = make_user(Role.AE, name="Mona Manager")
+    team = Team.objects.create(name="West", manager=manager)
+    book["ae"].team = team
+    book["ae"].save(update_fields=["team"])
+
+    response = client_for(manager).get("/book/")
+
+    assert "My teams' books" in text(response)
+    assert {r.person.name for r in response.context["rollups"]} == {"Avery Exec", "Mona Manager"}
+    assert "Parent" in text(response) and "Other" not in text(response)
 
 
 def test_book_csv_neutralizes_spreadsheet_formulas(book):

@@ -102,17 +102,18 @@ class BookFilters:
 
 
 def book_rows(
-    *, person, as_of: dt.date, visible: QuerySet, filters: BookFilters, order: str = "-run_rate"
+    *, people, as_of: dt.date, visible: QuerySet, filters: BookFilters, order: str = "-run_rate"
 ) -> QuerySet[AccountMetrics]:
-    """The person's book on ``as_of``: accounts they own in any role that day (and their
-    divisions), each with its metrics snapshot and its count of active alerts, sorted.
-    A queryset: the page slices it, the totals aggregate it, the CSV streams it."""
+    """A book on ``as_of``: the accounts ``people`` own in any role that day (and their
+    divisions), or, with ``people=None``, every account in ``visible``; each with its
+    metrics snapshot and its count of active alerts, sorted. A queryset: the page slices
+    it, the totals aggregate it, the CSV streams it."""
     from django.db.models import OuterRef, Subquery
     from django.db.models.functions import Coalesce
 
     from accounts.access import owned_accounts
 
-    owned = owned_accounts(people=[person.pk], on=as_of)
+    owned = visible if people is None else owned_accounts(people=people, on=as_of)
     open_alerts = (
         Alert.objects.filter(account_id=OuterRef("account_id"), state__in=ACTIVE_ALERT_STATES)
         .order_by()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -19,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import accounts_visible_to
 from accounts.models import Segment
-from revops.access import people_directory, people_in_scope, sees_company
+from revops.access import people_directory, people_in_scope, sees_company, teams_managed_by
 from revops.clock import today_utc
 from revops.errors import ApplicationError
 from revops.models import Role, User
@@ -35,6 +36,12 @@ from usage.signals.services import alert_act
 QUEUE_PAGE = 50
 
 
+def _whole(value: str) -> int | None:
+    """A whole number written in ASCII digits, else None. ``str.isdigit`` alone lets "²"
+    through, which ``int`` then refuses (a 500 on a posted alert id, owner or assignee)."""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def _queue_filters(request: HttpRequest, params: QueryDict) -> selectors.QueueFilters:
     default_owner = "me" if request.user.role == Role.CSM else ""
     kind = params.get("kind", "")
@@ -44,7 +51,7 @@ def _queue_filters(request: HttpRequest, params: QueryDict) -> selectors.QueueFi
     return selectors.QueueFilters(
         kind=kind if kind in AlertKind.values else "",
         segment=segment if segment in Segment.values else "",
-        owner=owner if owner in ("me", "", "none") or owner.isdigit() else default_owner,
+        owner=owner if owner in ("me", "", "none") or _whole(owner) is not None else default_owner,
         state=state if state == "active" or state in AlertState.values else "active",
     )
 
@@ -52,7 +59,7 @@ def _queue_filters(request: HttpRequest, params: QueryDict) -> selectors.QueueFi
 def _queue_context(request: HttpRequest, filters: selectors.QueueFilters) -> dict:
     today = today_utc()
     visible = alerts_visible_to(request.user, on=today)
-    page = max(1, min(int(request.GET.get("page", "1")) if request.GET.get("page", "").isdigit() else 1, 1000))
+    page = max(1, min(_whole(request.GET.get("page", "")) or 1, 1000))
     start = (page - 1) * QUEUE_PAGE
     queue = selectors.alert_queue(alerts=visible, viewer=request.user, filters=filters)
     rows = list(queue[start : start + QUEUE_PAGE + 1])
@@ -128,10 +135,10 @@ def _parse_date(value: str) -> dt.date | None:
 
 
 def _assignee(request: HttpRequest) -> User | None:
-    value = request.POST.get("assignee", "")
-    if not value.isdigit():
+    pk = _whole(request.POST.get("assignee", ""))
+    if pk is None:
         return None
-    return people_directory(request.user).filter(pk=int(value), role=Role.CSM).first()
+    return people_directory(request.user).filter(pk=pk, role=Role.CSM).first()
 
 
 def _act(request: HttpRequest, alert_ids: list[int]) -> None:
@@ -178,7 +185,7 @@ def alert_action(request: HttpRequest, alert_id: int) -> HttpResponse:
 def alert_bulk(request: HttpRequest) -> HttpResponse:
     """One action on every selected alert, all or nothing; htmx gets the refreshed queue."""
     filters = _queue_filters(request, request.POST)
-    ids = [int(v) for v in request.POST.getlist("alert") if v.isdigit()]
+    ids = [pk for v in request.POST.getlist("alert") if (pk := _whole(v)) is not None]
     visible = set(alerts_visible_to(request.user, on=today_utc()).filter(pk__in=ids).values_list("pk", flat=True))
     try:
         if len(visible) != len(set(ids)):
@@ -212,21 +219,46 @@ BOOK_SORTS = {
 }
 
 
-def _book_person(request: HttpRequest) -> User:
-    """Whose book: one's own, or (managers, company-wide roles) someone in scope."""
-    value = request.GET.get("person", "")
-    if not value:
-        return request.user
+@dataclass(frozen=True)
+class BookScope:
+    """Whose book: ``me``, ``team`` (everyone the viewer manages, themself included),
+    ``all`` (every account the viewer may see) or one person in scope."""
+
+    key: str
+    person: User | None
+    people: list[int] | None  # owners whose books are unioned; None: every visible account
+    label: str
+
+
+def _default_scope(user: User) -> str:
+    if sees_company(user) or user.role == Role.PRODUCT:
+        return "all"
+    return "team" if teams_managed_by(user).exists() else "me"
+
+
+def _book_scope(request: HttpRequest) -> BookScope:
+    """The scope asked for (``?person=``), or the viewer's default: company-wide roles see
+    everything, managers their teams, everyone else their own book. A person outside the
+    viewer's scope is a 403."""
+    user = request.user
+    value = request.GET.get("person", "") or _default_scope(user)
+    if value == "me":
+        return BookScope("me", user, [user.pk], "My book")
+    if value == "all" and (sees_company(user) or user.role == Role.PRODUCT):
+        return BookScope("all", None, None, "Every account")
+    if value in ("team", "all"):
+        people = list(people_in_scope(user).values_list("pk", flat=True))
+        return BookScope("team", None, people, "My teams' books")
     if not value.isdigit():
         raise PermissionDenied
-    person = people_in_scope(request.user).filter(pk=int(value)).first()
+    person = people_in_scope(user).filter(pk=int(value)).first()
     if person is None:
         raise PermissionDenied
-    return person
+    return BookScope(str(person.pk), person, [person.pk], f"{person.name}'s book")
 
 
 def _book_context(request: HttpRequest) -> dict:
-    person = _book_person(request)
+    scope = _book_scope(request)
     as_of = selectors.metrics_as_of()
     sort = request.GET.get("sort", "-run_rate")
     descending = sort.startswith("-")
@@ -242,24 +274,39 @@ def _book_context(request: HttpRequest) -> dict:
     )
     rows = AccountMetrics.objects.none()
     totals = None
+    rollups = []
     if as_of is not None:
         visible = accounts_visible_to(request.user, on=as_of)
         rows = selectors.book_rows(
-            person=person,
+            people=scope.people,
             as_of=as_of,
             visible=visible,
             filters=filters,
             order=("-" if descending else "") + BOOK_SORTS[sort.lstrip("-")],
         )
         totals = selectors.book_totals(rows)
+        if scope.person is None:
+            from usage.signals.home import rep_rollups
+
+            reps = people_in_scope(request.user).filter(role__in=[Role.AE, Role.CSM]).order_by("name")
+            rollups = rep_rollups(people=list(reps), as_of=as_of, visible_ids=set(visible.values_list("pk", flat=True)))
     page_number = request.GET.get("page", "1")
     page = max(1, min(int(page_number) if page_number.isdigit() else 1, 10_000))
     page_rows = list(rows[(page - 1) * BOOK_PAGE : page * BOOK_PAGE]) if as_of else []
+    choices = []
+    if sees_company(request.user) or request.user.role == Role.PRODUCT:
+        choices.append(("all", "Every account"))
+    if teams_managed_by(request.user).exists():
+        choices.append(("team", "My teams' books"))
+    if choices or request.user.role in (Role.AE, Role.CSM):
+        choices.append(("me", "My book"))
+    people = people_in_scope(request.user).filter(role__in=[Role.AE, Role.CSM]).exclude(pk=request.user.pk)
     return {
-        "person": person,
-        "people": people_in_scope(request.user).filter(role__in=[Role.AE, Role.CSM]).order_by("name")
-        if sees_company(request.user) or person != request.user or request.user.role == Role.LEADER
-        else [],
+        "scope": scope,
+        "person": scope.person,
+        "scope_choices": choices if len(choices) > 1 or people.exists() else [],
+        "people": people.order_by("name") if choices else [],
+        "rollups": rollups,
         "all_rows": rows,
         "rows": page_rows,
         "last_row": (page - 1) * BOOK_PAGE + len(page_rows),
@@ -290,7 +337,8 @@ def book(request: HttpRequest) -> HttpResponse:
 def book_csv(request: HttpRequest) -> HttpResponse:
     context = _book_context(request)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    name = f"book-{context['person'].email.split('@')[0]}-{context['as_of'] or 'empty'}.csv"
+    who = context["person"].email.split("@")[0] if context["person"] else context["scope"].key
+    name = f"book-{who}-{context['as_of'] or 'empty'}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     writer = csv.writer(response)
     writer.writerow(
