@@ -165,6 +165,8 @@ ACME = {
     "expansion_velocity": "1.2894",
     "net_new_arr": "52722.22",
     "health_score": 68,
+    "open_alerts": 0,
+    "revenue_at_risk": "0.00",
 }
 ACME_HEALTH = [
     ("burn", "Burn rate", "15.2", 35),
@@ -233,6 +235,8 @@ def test_nulls_and_a_zero_ratio_keep_their_formats(snapshot, people, key_for):
         "net_new_arr": "1176.11",
         # neutral burn 25 + trend 20 × 0.2/0.3 = 13.3 + anomalies 15 + recency 15 + neutral pacing 10 = 78.3
         "health_score": 78,
+        "open_alerts": 0,
+        "revenue_at_risk": "0.00",
     }
 
 
@@ -403,11 +407,12 @@ def test_a_snapshot_read_is_a_handful_of_queries(snapshot, people, key_for, sett
     client = Client()
     client.force_login(people["ae"])
 
-    # Key: the key, its creator, the AE's ownerships, their divisions, the snapshot with its account.
-    with django_assert_max_num_queries(5):
-        assert get("/api/v1/accounts/acme/metrics", key=raw, as_of="2026-04-30").status_code == 200
-    # Session: the session, the user, the newest snapshot day, ownerships, divisions, the snapshot.
+    # Key: the key, its creator, the AE's ownerships, their divisions, the snapshot with its
+    # account, its active alerts (count and revenue at risk in one aggregate).
     with django_assert_max_num_queries(6):
+        assert get("/api/v1/accounts/acme/metrics", key=raw, as_of="2026-04-30").status_code == 200
+    # Session: the session, the user, the newest snapshot day, ownerships, divisions, the snapshot, alerts.
+    with django_assert_max_num_queries(7):
         assert get("/api/v1/accounts/acme/metrics", client=client).status_code == 200
 
 
@@ -544,7 +549,7 @@ def test_alerts_list_every_field_in_the_queues_order(alerts, people, key_for):
     opened_at = dt.datetime(2026, 4, 1, 6, 30, 0, 250000, tzinfo=dt.UTC)
     Alert.objects.filter(pk=alerts["floor"].pk).update(opened_at=opened_at)
 
-    body = get("/api/v1/alerts", key=raw).json()
+    body = get("/api/v1/alerts", key=raw, state="all").json()
 
     assert body["count"] == 4
     assert [row["id"] for row in body["results"]] == [
@@ -584,8 +589,10 @@ def test_alerts_list_every_field_in_the_queues_order(alerts, people, key_for):
         ({"account": "globex"}, ["globex"]),
         ({"account": "acme", "state": "active"}, ["floor", "plateau"]),
         ({"account": "ghost"}, []),
-        ({"limit": "2"}, ["floor", "resolved"]),
-        ({"limit": "2", "offset": "2"}, ["globex", "plateau"]),
+        ({}, ["floor", "globex", "plateau"]),  # the active ones by default, as the queue shows them
+        ({"state": "all"}, ["floor", "resolved", "globex", "plateau"]),
+        ({"limit": "2", "state": "all"}, ["floor", "resolved"]),
+        ({"limit": "2", "offset": "2", "state": "all"}, ["globex", "plateau"]),
     ],
 )
 def test_alert_filters(alerts, people, key_for, params, expected):
@@ -628,10 +635,20 @@ def test_an_ae_sees_the_alerts_on_their_accounts_only(alerts, people, key_for):
     def ids(raw):
         return {row["id"] for row in get("/api/v1/alerts", key=raw).json()["results"]}
 
-    acme_alerts = {alerts[name].pk for name in ("floor", "plateau", "resolved")}
+    acme_alerts = {alerts[name].pk for name in ("floor", "plateau")}  # active only, by default
     assert ids(ae_key) == acme_alerts
     assert ids(other_key) == {alerts["globex"].pk}
     assert ids(csm_key) == acme_alerts
+
+
+def test_the_metrics_api_carries_the_accounts_open_alerts_and_revenue_at_risk_once(alerts, people, key_for):
+    """Acme has a below-floor alert (12,000 at risk) and a plateau (3,000.50) open, one resolved:
+    2 open, and 12,000 at risk (the largest, not 15,000.50), as its Alerts panel says."""
+    _, raw = key_for(people["ae"])
+
+    body = get("/api/v1/accounts/acme/metrics", key=raw).json()
+
+    assert (body["open_alerts"], body["revenue_at_risk"]) == (2, "12000.00")
 
 
 # --- The OpenAPI schema --------------------------------------------------------------------

@@ -17,6 +17,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
+from django.db.models import Count, Max, Q
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
@@ -29,6 +30,7 @@ from revops.clock import EARLIEST_DAY, LATEST_DAY, day_in_range, today_utc
 from usage.access import alerts_visible_to
 from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertKind, AlertState, PortfolioMetrics, Severity
 from usage.signals import metrics
+from usage.signals.alerts import RISK_KINDS
 from usage.signals.selectors import metrics_as_of
 
 router = Router(tags=["metrics"], auth=[ReadKeyAuth(), django_auth])
@@ -94,6 +96,16 @@ class AccountMetricsOut(Schema):
     net_new_arr: str = _money_field("net_new_arr")
     health_score: int = Field(..., description=_doc("health_score"))
     health_components: list[HealthComponentOut] = Field(..., description="The five parts of the health score.")
+    open_alerts: int = Field(
+        ...,
+        description="Active alerts (open, acknowledged or snoozed) on this account now, as its page's Alerts "
+        "panel lists them (its divisions' alerts are on theirs).",
+    )
+    revenue_at_risk: str = Field(
+        ...,
+        description="The largest revenue at risk among this account's active risk alerts (an account counts "
+        "once, never the sum of its alerts)." + MONEY_NOTE,
+    )
 
 
 class RealizationOut(Schema):
@@ -227,7 +239,17 @@ def _account_body(row, components: list[dict], account: Account, source: str) ->
         "net_new_arr": _money(row.net_new_arr),
         "health_score": row.health_score,
         "health_components": components,
+        **_alert_summary(account),
     }
+
+
+def _alert_summary(account: Account) -> dict:
+    """One query: the account's active alerts and the largest revenue at risk among its risk
+    alerts (for one account, ``revenue_at_risk_once`` is that largest figure)."""
+    summary = Alert.objects.filter(account=account, state__in=ACTIVE_ALERT_STATES).aggregate(
+        n=Count("pk"), at_risk=Max("revenue_at_risk", filter=Q(kind__in=RISK_KINDS))
+    )
+    return {"open_alerts": summary["n"], "revenue_at_risk": _money(summary["at_risk"] or Decimal("0.00"))}
 
 
 @router.get(
@@ -349,7 +371,7 @@ def portfolio_metrics(
 
 # --- 3. Alerts --------------------------------------------------------------------------
 
-STATE_FILTERS = ["active", *AlertState.values]
+STATE_FILTERS = ["active", "all", *AlertState.values]
 
 
 @router.get(
@@ -359,13 +381,16 @@ STATE_FILTERS = ["active", *AlertState.values]
     description=(
         "Most severe first, then the most revenue at risk (the triage queue's order). Company-wide roles "
         "see every alert; others those owned by or escalated to them or their teams, and those on the "
-        "accounts they may see. Without `state`, alerts in every state are listed."
+        "accounts they may see. Without `state`, the active ones (open, acknowledged or snoozed), "
+        "as the triage queue shows them; `state=all` lists every state."
     ),
 )
 def alerts(
     request: HttpRequest,
     state: str | None = Query(
-        None, description="active (open, acknowledged or snoozed) or one state: " + ", ".join(AlertState.values)
+        None,
+        description="active (the default: open, acknowledged or snoozed), all, or one state: "
+        + ", ".join(AlertState.values),
     ),
     kind: str | None = Query(None, description="One of: " + ", ".join(AlertKind.values)),
     account: str | None = Query(None, description="An account's external id."),
@@ -373,14 +398,14 @@ def alerts(
     offset: str | None = Query(None, description="Alerts to skip, ≥ 0 (default 0)."),
 ):
     person = request.auth
-    state = _choice("state", state, STATE_FILTERS)
+    state = _choice("state", state, STATE_FILTERS) or "active"
     kind = _choice("kind", kind, list(AlertKind.values))
     size = _int("limit", limit, default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
     start = _int("offset", offset, default=0, low=0)
     rows = alerts_visible_to(person, on=today_utc())
     if state == "active":
         rows = rows.filter(state__in=ACTIVE_ALERT_STATES)
-    elif state:
+    elif state != "all":
         rows = rows.filter(state=state)
     if kind:
         rows = rows.filter(kind=kind)
