@@ -10,7 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Q, QuerySet, When
+from django.db.models.expressions import RawSQL
 
 from accounts.models import Account, AccountPlan, Activity, Contract, OwnerRole, Ownership
 from revops.models import Role
@@ -93,8 +94,24 @@ def account_owners(*, account: Account, on: dt.date) -> tuple[dict[str, list[Own
     return by_role, rows
 
 
+SUBTREE_SQL = """
+WITH RECURSIVE subtree(id, depth) AS (
+    SELECT %s::bigint, 0
+    UNION ALL
+    SELECT a.id, s.depth + 1 FROM accounts_account a JOIN subtree s ON a.parent_id = s.id WHERE s.depth < 50
+)
+SELECT id FROM subtree
+"""
+
+
 def account_contracts(*, account: Account, on: dt.date) -> list[ContractRow]:
-    contracts = list(Contract.objects.filter(account=account).select_related("amends").order_by("start_on", "pk"))
+    """The contracts of the account **and its divisions** (the account's Committed ARR rolls
+    them up, so the panel lists what the figure is made of), the account's own first."""
+    contracts = list(
+        Contract.objects.filter(account__in=RawSQL(SUBTREE_SQL, [account.pk]))  # noqa: S611 - constant SQL
+        .select_related("amends", "account")
+        .order_by(Case(When(account_id=account.pk, then=0), default=1), "account__name", "start_on", "pk")
+    )
     rows = {c.pk: ContractRow(c, c.start_on <= on <= c.end_on) for c in contracts}
     for contract in contracts:
         if contract.amends_id in rows:

@@ -661,3 +661,27 @@ def test_concurrent_duplicates_of_one_form_log_one_activity(owned, ae, transacti
 
     assert sorted(outcomes) == ["logged", "repeat"]
     assert Activity.objects.count() == 1
+
+
+def test_the_contracts_panel_lists_the_divisions_contracts_its_committed_arr_includes(client, owned, division, ae):
+    """Committed ARR rolls the hierarchy up; the panel used to list only the account's own."""
+    Contract.objects.create(
+        external_id="GLOBEX-EU-C1",
+        account=division,
+        pricing_model="commit",
+        signed_on=days_ago(60),
+        start_on=days_ago(50),
+        end_on=days_ago(50) + dt.timedelta(days=364),
+        committed_arr=Decimal("40000"),
+        tcv=Decimal("40000"),
+    )
+    client.force_login(ae)
+
+    html = client.get(page_url(owned)).content.decode()
+
+    section = html[html.index('id="contracts-h"') : html.index('id="activities-h"')]
+    assert section.index("GLOBEX-C1") < section.index("GLOBEX-EU-C1")  # its own first
+    assert 'division <a href="/accounts/GLOBEX-EU/">Globex Europe</a>' in section
+    assert "$40,000" in section and "the whole hierarchy" in section
+    division_page = client.get(page_url(division)).content.decode()
+    assert "GLOBEX-C1" not in division_page  # a division lists its own subtree only
