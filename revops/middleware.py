@@ -142,3 +142,30 @@ class RefuseNulBytesMiddleware:
                 if "\x00" in name or any("\x00" in item for item in items):
                     return f"The {what} {name.replace(chr(0), '')!r}"
         return None
+
+
+class HtmxMessagesMiddleware:
+    """Messages reach people who act through htmx too: an htmx answer (an HTML fragment,
+    not a redirect) carries the pending messages out of band into the page's
+    ``#messages`` region, so every save can say it was saved, however it was sent."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            not getattr(request, "htmx", False)
+            or response.status_code >= 300
+            or not response.get("Content-Type", "").startswith("text/html")
+            or getattr(response, "streaming", False)
+        ):
+            return response
+        from django.contrib.messages import get_messages
+        from django.template.loader import render_to_string
+
+        pending = list(get_messages(request))
+        if pending:
+            oob = render_to_string("_messages_oob.html", {"messages": pending}, request=request)
+            response.content = response.content + oob.encode()
+        return response

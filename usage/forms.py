@@ -59,6 +59,23 @@ class AlertSettingsForm(forms.ModelForm):
             "included_critical",
             "credits_low_fraction",
         ]
+        labels = {
+            "expand_band": "Expand band from (burn, fraction)",
+            "escalate_band": "Escalate band under (burn, fraction)",
+            "payout_floor": "Payout floor (burn, fraction)",
+            "clawback_floor": "Clawback floor (burn, fraction)",
+            "run_rate_days": "Run-rate window (days)",
+            "decline_drop": "Sudden decline: drop below expected (fraction)",
+            "decline_mad_multiple": "Sudden decline: robust deviations below expected (× MAD)",
+            "decline_days": "Sudden decline: declined days in a row",
+            "decline_min_daily_revenue": "Sudden decline: smallest expected day ($)",
+            "plateau_days": "Plateau window (days)",
+            "plateau_tolerance": "Plateau tolerance (fraction)",
+            "no_usage_days": "No first usage after (days)",
+            "included_warn": "Included volume warning at (fraction)",
+            "included_critical": "Included volume critical at (fraction)",
+            "credits_low_fraction": "Credits low at (fraction of purchased)",
+        }
 
     def clean(self):
         data = super().clean()

@@ -373,6 +373,13 @@ class Alert(models.Model):
     def is_active(self) -> bool:
         return self.state in ACTIVE_ALERT_STATES
 
+    @property
+    def inputs(self) -> list[tuple[str, str]]:
+        """The details behind the alert, labelled and formatted for people."""
+        from usage.signals.alerts import alert_inputs
+
+        return alert_inputs(self.details)
+
 
 class AlertEvent(models.Model):
     """One step in an alert's history: who (nobody = the nightly job) did what, and why."""

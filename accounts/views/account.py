@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -106,6 +107,8 @@ def activities(request: HttpRequest, external_id: str) -> HttpResponse:
             field = (exc.details or {}).get("field") if isinstance(exc.details, dict) else None
             form.add_error(field if field in form.fields else None, exc.message)
     done = activity is not None or repeated
+    if activity is not None:
+        messages.success(request, f"Logged: {activity.get_kind_display().lower()} on {activity.occurred_on:%b %-d}.")
     if not request.htmx:
         if not done:
             return _shell(request, account, activity_form=form, status=422)
@@ -156,6 +159,7 @@ def plan(request: HttpRequest, external_id: str) -> HttpResponse:
                 form.add_error(field if field in form.fields else None, exc.message)
             else:
                 form = None
+                messages.success(request, f"Account plan for {account.name} saved.")
                 if not request.htmx:
                     return redirect(reverse("accounts:account", args=[account.external_id]) + "#plan")
         if form is not None and not request.htmx:

@@ -177,8 +177,8 @@ def approve(request: HttpRequest, person_id: int, period: str) -> HttpResponse:
             return _htmx_error(request, exc.message)
         messages.error(request, exc.message)
         return redirect(_statement_url(person.pk, month))
+    messages.success(request, f"{person.name}'s {month:%B %Y} statement is approved.")
     if not request.htmx:
-        messages.success(request, f"{person.name}'s {month:%B %Y} statement is approved.")
         target = request.POST.get("next", "")
         safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False)
         return redirect(target if target and safe else _statement_url(person.pk, month))
@@ -272,8 +272,7 @@ def inquiry_raise(request: HttpRequest, line_id: int) -> HttpResponse:
         pass  # the first of two identical posts sent it: show the line as it now is
     except ApplicationError as exc:
         return _line_response(request, line_id, error=exc.message, body=body[:4000])
-    if not request.htmx:
-        messages.success(request, "Your inquiry is with finance; the answer will appear on the line.")
+    messages.success(request, "Your inquiry is with finance; the answer will appear on the line.")
     return _line_response(request, line_id, totals=True)
 
 
@@ -294,8 +293,7 @@ def inquiry_answer(request: HttpRequest, inquiry_id: int) -> HttpResponse:
         services.inquiry_answer(inquiry=inquiry, author=request.user, body=body, adjustment=amount)
     except ApplicationError as exc:
         return _line_response(request, inquiry.line_id, error=exc.message, body=body[:4000])
-    if not request.htmx:
-        messages.success(request, "Answered.")
+    messages.success(request, f"Answered {inquiry.raised_by.name}'s inquiry.")
     return _line_response(request, inquiry.line_id, totals=True)
 
 

@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "revops.middleware.HtmxMessagesMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "revops.middleware.RequireMfaForPrivilegedRolesMiddleware",
     "revops.middleware.AuditContextMiddleware",
@@ -212,6 +213,14 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
 USAGE_RAW_RETENTION_DAYS = env.int("USAGE_RAW_RETENTION_DAYS", default=35)
 # Seconds between a rollup change and the metrics refresh it triggers (changes in between share it).
 METRICS_REFRESH_DELAY_S = env.int("METRICS_REFRESH_DELAY_S", default=60)
+# Import jobs (usage/ingestion/jobs.py): the worker running a job beats this often; a
+# running job without a beat for the stale limit lost its worker and is run again; a queued
+# job whose task has not started after the resend limit is sent again by the sweep.
+USAGE_IMPORT_HEARTBEAT_S = env.int("USAGE_IMPORT_HEARTBEAT_S", default=30)
+USAGE_IMPORT_STALE_AFTER_S = env.int("USAGE_IMPORT_STALE_AFTER_S", default=3 * 60)
+USAGE_IMPORT_QUEUED_RESEND_AFTER_S = env.int("USAGE_IMPORT_QUEUED_RESEND_AFTER_S", default=60)
+if USAGE_IMPORT_HEARTBEAT_S >= USAGE_IMPORT_STALE_AFTER_S:
+    raise ImproperlyConfigured("USAGE_IMPORT_HEARTBEAT_S must be shorter than USAGE_IMPORT_STALE_AFTER_S.")
 # A batch of 5,000 events with properties fits; larger bodies get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
 

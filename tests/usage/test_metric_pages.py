@@ -461,3 +461,16 @@ def test_the_book_links_to_its_next_page_and_sorts_keeping_the_filters(book):
     assert "??" not in html
     assert 'href="?sort=name&amp;q=bulk&amp;page=2"' in html
     assert 'href="?sort=-run_rate&amp;q=bulk"' in html
+
+
+def test_an_alerts_inputs_are_labelled_and_formatted_not_field_keys(cs):
+    """The queue used to show "floor 0.2500 · burnrate 0.1691 · dayssinceland 156"."""
+    a = alert(account("acme"), cs["casey"], kind=AlertKind.BELOW_FLOOR, severity=4, risk="5000")
+    a.details = {"burn_rate": "0.1691", "floor": "0.2500", "days_since_land": 156}
+    a.save(update_fields=["details"])
+
+    html = text(client_for(cs["casey"]).get("/alerts/"))
+
+    assert "<dt>Burn rate</dt><dd>16.9%</dd>" in html
+    assert "<dt>Floor</dt><dd>25.0%</dd>" in html and "<dt>Days since land</dt><dd>156 days</dd>" in html
+    assert "burnrate" not in html and "0.1691" not in html

@@ -59,6 +59,8 @@ def test_csm_snoozes_one_alert_resolves_another_and_counts_follow(logged_in_page
     globex = page.locator(f"#alert-{alerts['Globex'].pk}")
     expect(globex).to_contain_text("Snoozed")
     expect(globex).to_contain_text(f"until {until}")
+    # The save says so, though htmx answered with a fragment (the message comes out of band).
+    expect(page.locator("#messages")).to_contain_text("Snoozed: Globex · Sudden decline.")
     expect(counts).to_contain_text("2 open")
     expect(counts).to_contain_text("1 snoozed")
 
@@ -69,6 +71,7 @@ def test_csm_snoozes_one_alert_resolves_another_and_counts_follow(logged_in_page
     initech.get_by_role("button", name="Resolve").click()
     initech = page.locator(f"#alert-{alerts['Initech'].pk}")
     expect(initech).to_contain_text("Resolved")
+    expect(page.locator("#messages")).to_contain_text("Resolved: Initech · Plateau / stalled adoption.")
     expect(counts).to_contain_text("1 open")
     expect(counts).to_contain_text("1 snoozed")
     expect(counts).to_contain_text("$165.0K revenue at risk")  # 120,000 + 45,000 still active

@@ -238,3 +238,62 @@ def evaluate(m: Metrics, t: Thresholds) -> list[Condition]:
             )
         )
     return found
+
+
+# --- Alert inputs in words (pages and digests) ----------------------------------------------
+
+# Each key an alert's details may hold: its label and how to show its value.
+DETAIL_FORMATS: dict[str, tuple[str, str]] = {
+    "burn_rate": ("Burn rate", "pct"),
+    "floor": ("Floor", "pct"),
+    "days_since_land": ("Days since land", "days"),
+    "projected_run_rate_at_12_months": ("Projected run rate at 12 months", "money"),
+    "projected_burn": ("Projected burn at 12 months", "pct"),
+    "robust_run_rate": ("Run rate, last 4 weeks (robust)", "money"),
+    "robust_run_rate_4_weeks_before": ("Run rate, the 4 weeks before (robust)", "money"),
+    "previous_run_rate": ("Previous run rate", "money"),
+    "run_rate": ("Run rate", "money"),
+    "committed_arr": ("Committed ARR", "money"),
+    "days": ("Days", "days"),
+    "expected": ("Expected revenue", "money2"),
+    "actual": ("Actual revenue", "money2"),
+    "drop": ("Drop threshold", "pct"),
+    "change": ("Change over the window", "pct"),
+    "tolerance": ("Tolerance", "pct"),
+    "days_since_start": ("Days since the contract started", "days"),
+    "threshold_days": ("Alert after", "days"),
+    "used": ("Used this month", "number"),
+    "included": ("Included a month", "number"),
+    "share": ("Share of included used", "pct"),
+    "month": ("Month", "text"),
+    "balance": ("Credit balance", "money2"),
+    "purchased": ("Credits purchased", "money2"),
+    "run_out_on": ("Credits run out on", "date"),
+    "term_end": ("Term ends", "date"),
+}
+
+
+def alert_inputs(details: dict) -> list[tuple[str, str]]:
+    """An alert's inputs as (label, formatted value): percentages, money, days and dates, never
+    field keys or raw fractions."""
+    from revops.templatetags.fmt import money, pct
+
+    shown = []
+    for key, value in details.items():
+        label, kind = DETAIL_FORMATS.get(key, (key.replace("_", " ").capitalize(), "text"))
+        if value is None or value == "":
+            text = "—"
+        elif kind == "pct":
+            text = pct(value)
+        elif kind == "money":
+            text = money(value) + " a year"
+        elif kind == "money2":
+            text = money(value, 2)
+        elif kind == "days":
+            text = f"{value} day{'s' if str(value) != '1' else ''}"
+        elif kind == "number":
+            text = f"{Decimal(str(value)):,.0f}"
+        else:
+            text = str(value)
+        shown.append((label, text))
+    return shown

@@ -160,6 +160,16 @@ def _error_response(request: HttpRequest, message: str) -> HttpResponse:
     return response
 
 
+def _done(request: HttpRequest, *, alert=None, count: int = 1) -> str:
+    """What the action did, in words: "Snoozed: Acme · Plateau." / "Resolved 3 alerts."."""
+    from usage.signals.services import PAST_TENSE
+
+    verb = PAST_TENSE.get(request.POST.get("action", ""), "updated").capitalize()
+    if alert is not None:
+        return f"{verb}: {alert.account.name} · {alert.get_kind_display()}."
+    return f"{verb} {count} alert{'s' if count != 1 else ''}."
+
+
 @require_POST
 def alert_action(request: HttpRequest, alert_id: int) -> HttpResponse:
     """One action on one alert; htmx gets the updated row and the counts out of band."""
@@ -172,8 +182,8 @@ def alert_action(request: HttpRequest, alert_id: int) -> HttpResponse:
             return _error_response(request, exc.message)
         messages.error(request, exc.message)
         return redirect(f"{reverse('usage:alerts')}?{_filter_query(filters)}")
+    messages.success(request, _done(request, alert=alert))
     if not request.htmx:
-        messages.success(request, "Done.")
         return redirect(f"{reverse('usage:alerts')}?{_filter_query(filters)}")
     alert = alert_for(request.user, alert_id, on=today_utc())
     context = _queue_context(request, filters)
@@ -196,8 +206,8 @@ def alert_bulk(request: HttpRequest) -> HttpResponse:
             return _error_response(request, exc.message)
         messages.error(request, exc.message)
         return redirect(f"{reverse('usage:alerts')}?{_filter_query(filters)}")
+    messages.success(request, _done(request, count=len(ids)))
     if not request.htmx:
-        messages.success(request, f"Done for {len(ids)} alerts.")
         return redirect(f"{reverse('usage:alerts')}?{_filter_query(filters)}")
     context = _queue_context(request, filters)
     context["done"] = f"{request.POST.get('action')}: {len(ids)} alert{'s' if len(ids) != 1 else ''}."
