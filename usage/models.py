@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import QUANTITY, Account
 from revops.audit import audited
@@ -385,7 +386,7 @@ class AlertEvent(models.Model):
     """One step in an alert's history: who (nobody = the nightly job) did what, and why."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
-    at = models.DateTimeField(auto_now_add=True)
+    at = models.DateTimeField(default=timezone.now, help_text="When it happened (a refresh: the end of its day).")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     action = models.CharField(max_length=24)
     from_state = models.CharField(max_length=16, blank=True)

@@ -377,6 +377,14 @@ def test_refresh_opens_an_alert_with_its_details(acct):
     assert (result.alerts_opened, result.alerts_updated, result.alerts_cleared) == (1, 0, 0)
 
 
+def test_a_refresh_of_a_past_day_stamps_the_history_with_that_day_not_the_run(acct):
+    """A backfill (the demo's seed) used to stamp every event with the moment it ran."""
+    refresh_metrics(as_of=D(2026, 6, 20))
+
+    [alert] = alerts(acct)
+    assert [e.at for e in alert.events.all()] == [dt.datetime(2026, 6, 21, tzinfo=dt.UTC)]
+
+
 def test_rerunning_the_same_day_updates_alerts_and_never_duplicates_them(acct):
     refresh_metrics(as_of=D(2026, 6, 20))
     again = refresh_metrics(as_of=D(2026, 6, 20))

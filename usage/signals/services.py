@@ -213,6 +213,9 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
     owners = _owners_on(as_of, [OwnerRole.CSM, OwnerRole.LAND_AE])
     csm, land_ae = owners[OwnerRole.CSM], owners[OwnerRole.LAND_AE]
     now = timezone.now()
+    # What the refresh finds, it finds about the end of ``as_of``: its history says then, not
+    # when the job ran (a backfill of past days would otherwise stamp them all "now").
+    found_at = min(now, dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC))
     active = {(a.account_id, a.kind): a for a in Alert.objects.filter(condition_active=True)}
     created: list[Alert] = []
     changed: list[Alert] = []
@@ -235,18 +238,18 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
                 changed.append(alert)
                 if alert.state == AlertState.SNOOZED and alert.snoozed_until and alert.snoozed_until <= as_of:
                     events.append(
-                        AlertEvent(alert=alert, action="snooze ended", from_state=alert.state, to_state="open")
+                        AlertEvent(alert=alert, at=found_at, action="snooze ended", from_state=alert.state, to_state="open")
                     )
                     alert.state, alert.snoozed_until = AlertState.OPEN, None
                 current_csm = csm.get(account_id)
                 if not alert.owner_pinned and current_csm and alert.owner_id != current_csm and alert.is_active:
                     # The account changed hands: the alert follows its new CSM.
-                    events.append(AlertEvent(alert=alert, action="reassigned", note="the account's CSM changed"))
+                    events.append(AlertEvent(alert=alert, at=found_at, action="reassigned", note="the account's CSM changed"))
                     alert.owner_id = current_csm
                 if escalate and alert.escalated_to_id is None and alert.is_active:
                     alert.escalated_to_id = land_ae.get(account_id)
                     if alert.escalated_to_id:
-                        events.append(AlertEvent(alert=alert, action="escalated", note="burn under the escalate band"))
+                        events.append(AlertEvent(alert=alert, at=found_at, action="escalated", note="burn under the escalate band"))
             alert.severity = c.severity
             alert.revenue_at_risk = c.revenue_at_risk
             alert.gate = c.gate
@@ -260,15 +263,15 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
         alert.updated_at = now
         if alert.is_active:
             events.append(
-                AlertEvent(alert=alert, action="cleared", from_state=alert.state, to_state=AlertState.CLEARED)
+                AlertEvent(alert=alert, at=found_at, action="cleared", from_state=alert.state, to_state=AlertState.CLEARED)
             )
             alert.state = AlertState.CLEARED
         changed.append(alert)
     Alert.objects.bulk_create(created, batch_size=1000)
     for alert in created:
-        events.append(AlertEvent(alert=alert, action="opened", to_state=AlertState.OPEN))
+        events.append(AlertEvent(alert=alert, at=found_at, action="opened", to_state=AlertState.OPEN))
         if alert.escalated_to_id:
-            events.append(AlertEvent(alert=alert, action="escalated", note="burn under the escalate band"))
+            events.append(AlertEvent(alert=alert, at=found_at, action="escalated", note="burn under the escalate band"))
     Alert.objects.bulk_update(changed, ALERT_SYNC_FIELDS, batch_size=1000)
     AlertEvent.objects.bulk_create(events, batch_size=1000)
     result.alerts_opened = len(created)
