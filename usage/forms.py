@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from revops.access import people_in_scope
+from revops.clock import check_day_in_range
 from revops.models import ApiKey, Role, User
 from usage.models import ImportKind
 
@@ -10,6 +11,20 @@ from usage.models import ImportKind
 class ImportForm(forms.Form):
     kind = forms.ChoiceField(choices=ImportKind.choices, initial=ImportKind.USAGE)
     file = forms.FileField(help_text="Comma-separated UTF-8 CSV with a header line. See the column reference.")
+    complete_from = forms.DateField(
+        required=False,
+        label="Usage is complete from (optional)",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Usage files: every billable event since this day is in this file or already stored. Contracts "
+        "starting on or after it then get a known time to first billable event.",
+        validators=[check_day_in_range],
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("complete_from") and data.get("kind") != ImportKind.USAGE:
+            self.add_error("complete_from", "Only a usage file can declare usage complete.")
+        return data
 
 
 class ApiKeyForm(forms.Form):
@@ -107,3 +122,25 @@ class AlertSettingsForm(forms.ModelForm):
         if data.get("decline_days") and data["decline_days"] > 7:
             self.add_error("decline_days", "must be at most 7 (the detection window is the last 7 days)")
         return data
+
+
+class UsageHistoryForm(forms.ModelForm):
+    """The day usage history is complete from (admins; imports can declare it too)."""
+
+    class Meta:
+        from usage.models import UsageHistory
+
+        model = UsageHistory
+        fields = ["complete_from"]
+        labels = {"complete_from": "Usage is complete from"}
+        widgets = {"complete_from": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
+        help_texts = {
+            "complete_from": "Every billable event since this day is stored. Leave empty to use the first stored "
+            "day. Contracts starting on or after it get a known time to first billable event."
+        }
+
+    def clean_complete_from(self):
+        day = self.cleaned_data["complete_from"]
+        if day is not None:
+            check_day_in_range(day)
+        return day

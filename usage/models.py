@@ -199,6 +199,9 @@ class ImportJob(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    complete_from = models.DateField(
+        null=True, blank=True, help_text="Usage files: declares usage complete from this day once imported."
+    )
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Last sign of life of the worker running it; a stale one may be re-run."
     )
@@ -504,3 +507,30 @@ class PortfolioMetrics(models.Model):
     @property
     def realization_gap(self):
         return self.realization_committed - self.realization_realized
+
+
+class UsageHistory(models.Model):
+    """What revops knows about the completeness of its usage history (one row).
+
+    ``complete_from``: every billable event on or after this day is stored (an import or an
+    admin declared it). A contract that starts on or after it has a known time to first
+    billable event even when its customer's first event is also the first stored anywhere;
+    before it, TTFBE stays unknown. Without a declaration the first stored day is used.
+    """
+
+    complete_from = models.DateField(null=True, blank=True, help_text="Usage is complete from this day on.")
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    declared_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=200, blank=True, help_text="The import or person that declared it.")
+
+    class Meta:
+        verbose_name_plural = "usage history"
+
+    def __str__(self) -> str:
+        return f"complete from {self.complete_from}" if self.complete_from else "completeness not declared"
+
+    @classmethod
+    def current(cls) -> UsageHistory:
+        return cls.objects.get_or_create(pk=1)[0]

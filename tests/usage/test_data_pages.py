@@ -328,3 +328,60 @@ def test_the_changes_an_import_job_makes_are_recorded_as_made_by_the_uploader(cl
     account = Account.objects.get(external_id="new-co")
     event = Account.pgh_event_model.objects.filter(pgh_obj=account).get()
     assert event.pgh_context.metadata == {"user": finance.pk, "import_job": job.pk}
+
+
+def test_a_usage_upload_can_declare_usage_complete_from_a_day(client, finance, acme, meter):
+    from usage.models import UsageHistory
+
+    client.force_login(finance)
+    refused = client.post(
+        reverse("usage:imports"),
+        {"kind": "people", "file": SimpleUploadedFile("p.csv", b"email,name\n"), "complete_from": "2026-01-01"},
+    )
+    assert refused.status_code == 200 and "Only a usage file can declare usage complete." in refused.content.decode()
+    assert not ImportJob.objects.exists()
+
+    client.post(
+        reverse("usage:imports"),
+        {"kind": "usage", "file": SimpleUploadedFile("usage.csv", USAGE_CSV), "complete_from": "2025-12-01"},
+    )
+    job = ImportJob.objects.get()
+    import_job_run(job.pk)
+
+    job.refresh_from_db()
+    history = UsageHistory.current()
+    assert job.summary["usage complete from"] == "2025-12-01"
+    assert (history.complete_from.isoformat(), history.declared_by, history.source) == (
+        "2025-12-01",
+        finance,
+        "import of usage.csv",
+    )
+
+
+def test_import_usage_declares_complete_from_and_refuses_a_bad_day(tmp_path, acme, meter):
+    from django.core.management import CommandError, call_command
+
+    from usage.models import UsageHistory
+
+    path = tmp_path / "usage.csv"
+    path.write_bytes(USAGE_CSV)
+    with pytest.raises(CommandError, match="not a date"):
+        call_command("import_usage", str(path), "--complete-from", "yesterday")
+    assert not UsageEvent.objects.exists()
+
+    call_command("import_usage", str(path), "--complete-from", "2026-01-15")
+
+    assert UsageHistory.current().complete_from.isoformat() == "2026-01-15"
+    assert UsageHistory.current().source == "import_usage usage.csv"
+
+
+def test_an_admin_sets_the_complete_from_day_on_the_settings_page(client, admin):
+    from usage.models import UsageHistory
+
+    client.force_login(admin)
+    response = client.post(reverse("usage:alert_settings"), {"form": "history", "complete_from": "2025-06-01"})
+
+    assert response.status_code == 302
+    assert UsageHistory.current().complete_from.isoformat() == "2025-06-01"
+    page = client.get(reverse("usage:alert_settings")).content.decode()
+    assert "Usage history complete from: 2025-06-01." in page and "set by an admin" in page

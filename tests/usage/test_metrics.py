@@ -275,6 +275,32 @@ def test_ttfbe_is_unknown_when_the_contract_started_before_usage_history(acme, m
     assert metrics_of(acme, D(2026, 6, 30)).ttfbe_days is None
 
 
+def test_ttfbe_is_known_from_a_declared_complete_from_day_even_when_the_first_usage_is_the_first_stored(
+    acme, meter
+):
+    """A backfill that starts on the first customer's first usage day used to leave the whole
+    first cohort's TTFBE unknown; declaring history complete from a day makes it known."""
+    from usage.ingestion.services import usage_complete_from_declare
+
+    make_contract(acme, D(2025, 12, 1), D(2026, 11, 30), "36500")
+    on(acme, meter, D(2026, 1, 3), "5")  # the first rollup anywhere
+    usage_complete_from_declare(day=D(2025, 12, 1), source="test")
+
+    assert metrics_of(acme, D(2026, 6, 30)).ttfbe_days == 33  # Dec 1 → Jan 3
+    usage_complete_from_declare(day=D(2026, 1, 1), source="a later import")  # the earliest declaration stays
+    assert metrics_of(acme, D(2026, 6, 30)).ttfbe_days == 33
+
+
+def test_ttfbe_stays_unknown_for_a_contract_older_than_the_declared_day(acme, meter):
+    from usage.ingestion.services import usage_complete_from_declare
+
+    make_contract(acme, D(2025, 11, 30), D(2026, 11, 30), "36500")
+    on(acme, meter, D(2026, 1, 3), "5")
+    usage_complete_from_declare(day=D(2025, 12, 1))
+
+    assert metrics_of(acme, D(2026, 6, 30)).ttfbe_days is None
+
+
 def test_expansion_velocity_is_compounded_monthly_growth_over_90_days(acme, meter):
     make_contract(acme, D(2026, 1, 1), D(2026, 12, 31), "36500")
     # The 30 days ending 90 days before Jun 30: Mar 3 → Apr 1.
@@ -713,3 +739,17 @@ def test_retention_inputs_give_the_same_nrr_as_the_full_inputs(acme, meter):
     )
     # 4,500 now ÷ 3,000 a year ago = 1.5000.
     assert full.nrr == light.nrr == Decimal("1.5000")
+
+
+def test_a_blank_ttfbe_says_why_on_the_account_page(acme, meter):
+    from usage.ingestion.services import usage_complete_from_declare
+    from usage.views.panels import ttfbe_unknown_reason
+
+    make_contract(acme, D(2025, 11, 30), D(2026, 11, 30), "36500")
+    on(acme, meter, D(2026, 1, 3), "5")
+    usage_complete_from_declare(day=D(2025, 12, 1))
+    snapshot = type("Snapshot", (), {"as_of": D(2026, 6, 30)})()
+
+    assert ttfbe_unknown_reason(acme, snapshot) == (
+        "unknown: the contract started Nov 30, 2025, before usage history is complete (from Dec 1, 2025)"
+    )

@@ -26,8 +26,9 @@ from usage.models import ImportJob, ImportKind
 logger = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
-# A queued job whose task has not started by then is sent again by the sweep (every minute).
-QUEUED_RESEND_AFTER = dt.timedelta(minutes=1)
+# A queued job whose task has not started by then is sent again by the sweep
+# (settings.USAGE_IMPORT_QUEUED_RESEND_AFTER_S, 60 s unless configured).
+QUEUED_RESEND_AFTER = dt.timedelta(seconds=settings.USAGE_IMPORT_QUEUED_RESEND_AFTER_S)
 
 
 def _importers() -> dict[str, Callable[[BinaryIO], object]]:
@@ -53,10 +54,13 @@ def upload_dir() -> Path:
     return path
 
 
-def import_job_create(*, kind: str, upload: UploadedFile, user) -> ImportJob:
-    """Keep the uploaded file and queue its import (the task is sent once this commits)."""
+def import_job_create(*, kind: str, upload: UploadedFile, user, complete_from: dt.date | None = None) -> ImportJob:
+    """Keep the uploaded file and queue its import (the task is sent once this commits).
+    ``complete_from`` (usage files only): once imported, usage is declared complete from it."""
     if kind not in ImportKind.values:
         raise ApplicationError(f"Unknown import kind '{kind}'.")
+    if complete_from is not None and kind != ImportKind.USAGE:
+        raise ApplicationError("Only a usage file can declare usage complete.", details={"field": "complete_from"})
     if upload.size and upload.size > MAX_UPLOAD_BYTES:
         raise ApplicationError(f"The file is larger than {MAX_UPLOAD_BYTES // 1024**3} GB.")
     if not upload.name.lower().endswith((".csv", ".txt")):
@@ -79,6 +83,7 @@ def import_job_create(*, kind: str, upload: UploadedFile, user) -> ImportJob:
             sha256=digest.hexdigest(),
             size_bytes=size,
             created_by=user,
+            complete_from=complete_from,
         )
         transaction.on_commit(lambda: enqueue_import_job(job.pk))
     return job
@@ -95,8 +100,10 @@ def import_job_progress(job: ImportJob) -> int | None:
 # SQL statements do not starve it); a job whose heartbeat is older than STALE_AFTER has lost
 # its worker (crash, OOM kill, lost node) and may be claimed again. Every import is
 # all-or-nothing, so the dead worker left nothing behind and running it again is safe.
-HEARTBEAT_S = 30
-STALE_AFTER = dt.timedelta(minutes=3)
+# settings.USAGE_IMPORT_HEARTBEAT_S and USAGE_IMPORT_STALE_AFTER_S (30 s and 3 minutes
+# unless configured; a test or a fault drill shortens them).
+HEARTBEAT_S = settings.USAGE_IMPORT_HEARTBEAT_S
+STALE_AFTER = dt.timedelta(seconds=settings.USAGE_IMPORT_STALE_AFTER_S)
 
 
 class JobStillRunning(Exception):
@@ -225,6 +232,13 @@ def import_job_run(job_id: int) -> ImportJob | None:
                 }
                 if result.already_imported_on:
                     summary["already imported on"] = f"{result.already_imported_on:%Y-%m-%d %H:%M} UTC"
+                if job.complete_from is not None:
+                    from usage.ingestion.services import usage_complete_from_declare
+
+                    history = usage_complete_from_declare(
+                        day=job.complete_from, by=job.created_by, source=f"import of {job.file_name}"
+                    )
+                    summary["usage complete from"] = history.complete_from.isoformat()
             elif job.kind == ImportKind.PEOPLE:
                 # Roles are the importer's to grant only if they are an admin.
                 report = importer(stream, by=job.created_by)

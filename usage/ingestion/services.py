@@ -123,3 +123,24 @@ def retention_apply(*, now: dt.datetime | None = None, retention_days: int | Non
         forget_known_partitions()
     logger.info("retention: dropped %s, deleted %s keys before %s", dropped, deleted, cutoff)
     return RetentionResult(cutoff, dropped, deleted)
+
+
+def usage_complete_from_declare(*, day: dt.date, by=None, source: str = ""):
+    """Declare that usage is complete from ``day`` on (a ``UsageHistory``). The earliest
+    declaration wins: a later import that starts later does not make earlier history less
+    complete. A day outside the calendar revops covers is an ``ApplicationError``."""
+    from revops.clock import day_in_range
+    from revops.errors import ApplicationError
+    from usage.models import UsageHistory
+
+    if not day_in_range(day):
+        raise ApplicationError(f"{day} is outside the days revops covers.", details={"field": "complete_from"})
+    with transaction.atomic():
+        history = UsageHistory.objects.select_for_update().get_or_create(pk=1)[0]
+        if history.complete_from is None or day < history.complete_from:
+            history.complete_from = day
+            history.declared_by = by
+            history.declared_at = timezone.now()
+            history.source = source[:200]
+            history.save()
+    return history

@@ -105,7 +105,8 @@ class Inputs:
     features_active: int = 0
     workloads: int = 0
     series: list[Decimal] = field(default_factory=list)  # SERIES_DAYS values, oldest first
-    # The first day of usage history: a contract that started before it has no known TTFBE.
+    # The day usage history is complete from (``usage_history_start``): a contract that
+    # started before it has no known TTFBE.
     history_start: dt.date | None = None
 
     @property
@@ -116,6 +117,17 @@ class Inputs:
         if self.history_start is None or self.land_on < self.history_start:
             return None
         return max(0, (self.first_usage_on - self.land_on).days)
+
+
+def usage_history_start(cursor) -> dt.date | None:
+    """The first day usage history is complete from: the declared ``complete_from`` when an
+    import or an admin declared one (``usage.models.UsageHistory``), else the first day
+    stored for any account."""
+    cursor.execute(
+        "SELECT COALESCE((SELECT complete_from FROM usage_usagehistory WHERE id = 1),"
+        " (SELECT MIN(day) FROM usage_dailyrollup))"
+    )
+    return cursor.fetchone()[0]
 
 
 INPUTS_SQL = """
@@ -330,8 +342,7 @@ def account_inputs(
         daily = DAILY_FROM_TABLE if shared_daily else DAILY_FROM_ROLLUPS
         cursor.execute(INPUTS_SQL.replace("{daily}", daily), params)
         rows = cursor.fetchall()
-        cursor.execute("SELECT MIN(day) FROM usage_dailyrollup")
-        history_start = cursor.fetchone()[0]
+        history_start = usage_history_start(cursor)
     result: dict[int, Inputs] = {}
     for row in rows:
         values = {name: value for name, value in zip(_COLUMNS, row, strict=True) if value is not None}

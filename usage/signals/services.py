@@ -238,18 +238,26 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
                 changed.append(alert)
                 if alert.state == AlertState.SNOOZED and alert.snoozed_until and alert.snoozed_until <= as_of:
                     events.append(
-                        AlertEvent(alert=alert, at=found_at, action="snooze ended", from_state=alert.state, to_state="open")
+                        AlertEvent(
+                            alert=alert, at=found_at, action="snooze ended", from_state=alert.state, to_state="open"
+                        )
                     )
                     alert.state, alert.snoozed_until = AlertState.OPEN, None
                 current_csm = csm.get(account_id)
                 if not alert.owner_pinned and current_csm and alert.owner_id != current_csm and alert.is_active:
                     # The account changed hands: the alert follows its new CSM.
-                    events.append(AlertEvent(alert=alert, at=found_at, action="reassigned", note="the account's CSM changed"))
+                    events.append(
+                        AlertEvent(alert=alert, at=found_at, action="reassigned", note="the account's CSM changed")
+                    )
                     alert.owner_id = current_csm
                 if escalate and alert.escalated_to_id is None and alert.is_active:
                     alert.escalated_to_id = land_ae.get(account_id)
                     if alert.escalated_to_id:
-                        events.append(AlertEvent(alert=alert, at=found_at, action="escalated", note="burn under the escalate band"))
+                        events.append(
+                            AlertEvent(
+                                alert=alert, at=found_at, action="escalated", note="burn under the escalate band"
+                            )
+                        )
             alert.severity = c.severity
             alert.revenue_at_risk = c.revenue_at_risk
             alert.gate = c.gate
@@ -263,7 +271,9 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
         alert.updated_at = now
         if alert.is_active:
             events.append(
-                AlertEvent(alert=alert, at=found_at, action="cleared", from_state=alert.state, to_state=AlertState.CLEARED)
+                AlertEvent(
+                    alert=alert, at=found_at, action="cleared", from_state=alert.state, to_state=AlertState.CLEARED
+                )
             )
             alert.state = AlertState.CLEARED
         changed.append(alert)

@@ -32,7 +32,12 @@ def imports(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            job = import_job_create(kind=form.cleaned_data["kind"], upload=form.cleaned_data["file"], user=request.user)
+            job = import_job_create(
+                kind=form.cleaned_data["kind"],
+                upload=form.cleaned_data["file"],
+                user=request.user,
+                complete_from=form.cleaned_data.get("complete_from"),
+            )
         except ApplicationError as exc:
             form.add_error("file", exc.message)
         else:

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import accounts_visible_to
@@ -26,8 +27,8 @@ from revops.errors import ApplicationError
 from revops.models import Role, User
 from revops.tabular import spreadsheet_safe
 from usage.access import alert_for, alerts_visible_to, can_act_on_alert, can_change_alert_settings
-from usage.forms import AlertSettingsForm
-from usage.models import AccountMetrics, AlertKind, AlertSettings, AlertState
+from usage.forms import AlertSettingsForm, UsageHistoryForm
+from usage.models import AccountMetrics, AlertKind, AlertSettings, AlertState, UsageHistory
 from usage.signals import selectors
 from usage.signals.metrics import DEFINITIONS
 from usage.signals.services import alert_act
@@ -449,9 +450,21 @@ def alert_settings(request: HttpRequest) -> HttpResponse:
     if not can_change_alert_settings(request.user):
         raise PermissionDenied
     current = AlertSettings.current()
-    form = AlertSettingsForm(request.POST or None, instance=current)
-    if request.method == "POST" and form.is_valid():
+    history = UsageHistory.current()
+    posted = request.POST if request.method == "POST" else None
+    is_history = posted is not None and posted.get("form") == "history"
+    form = AlertSettingsForm(None if is_history else posted, instance=current)
+    history_form = UsageHistoryForm(posted if is_history else None, instance=history)
+    if is_history and history_form.is_valid():
+        saved = history_form.save(commit=False)
+        saved.declared_by, saved.declared_at, saved.source = request.user, timezone.now(), "set by an admin"
+        saved.save()
+        when = saved.complete_from.isoformat() if saved.complete_from else "not declared (the first stored day)"
+        messages.success(request, f"Usage history complete from: {when}. The next metrics refresh uses it.")
+        return redirect("usage:alert_settings")
+    if posted is not None and not is_history and form.is_valid():
         form.save()
         messages.success(request, "Alert settings saved; the next metrics refresh uses them.")
         return redirect("usage:alert_settings")
-    return render(request, "usage/alert_settings.html", {"form": form, "settings": current})
+    context = {"form": form, "settings": current, "history_form": history_form, "history": history}
+    return render(request, "usage/alert_settings.html", context)

@@ -95,7 +95,29 @@ def _row(key: str, value: str, note: str = "", tone: str = "", label: str | None
 BAND_TONES = {Band.EXPAND: "good", Band.ADOPT: "warn", Band.ESCALATE: "bad", Band.NONE: ""}
 
 
-def metric_rows(m: AccountMetrics) -> list[MetricRow]:
+def ttfbe_unknown_reason(account: Account, m: AccountMetrics) -> str:
+    """Why an account's time to first billable event is blank, in words."""
+    from django.db import connection
+
+    from usage.signals.metrics import usage_history_start
+
+    land_on = (
+        Contract.objects.filter(account_id__in=subtree_ids([account.pk]), start_on__lte=m.as_of)
+        .order_by("start_on")
+        .values_list("start_on", flat=True)
+        .first()
+    )
+    if land_on is None:
+        return "no contract had started"
+    with connection.cursor() as cursor:
+        complete_from = usage_history_start(cursor)
+    if complete_from is None or land_on < complete_from:
+        since = f"from {complete_from:%b %-d, %Y}" if complete_from else "not yet"
+        return f"unknown: the contract started {land_on:%b %-d, %Y}, before usage history is complete ({since})"
+    return "no billable usage yet"
+
+
+def metric_rows(m: AccountMetrics, *, ttfbe_note: str = "") -> list[MetricRow]:
     """The snapshot's numbers as labelled, formatted rows, each with its definition."""
     band = Band(m.band)
     credit_note = f"runs out {m.credits_run_out_on.isoformat()}" if m.credits_run_out_on else ""
@@ -107,7 +129,7 @@ def metric_rows(m: AccountMetrics) -> list[MetricRow]:
         _row("projected_burn_at_term_end", _pct(m.projected_burn_at_term_end)),
         _row("consumption_rate", _pct(m.consumption_rate)),
         _row("credit_balance", _money(m.credit_balance), credit_note),
-        _row("ttfbe_days", "—" if m.ttfbe_days is None else f"{m.ttfbe_days} days"),
+        _row("ttfbe_days", "—" if m.ttfbe_days is None else f"{m.ttfbe_days} days", ttfbe_note),
         _row(
             "mom_growth",
             _pct(m.mom_growth, signed=True),
@@ -174,7 +196,9 @@ def metrics_panel(request: HttpRequest, external_id: str) -> HttpResponse:
         context.update(
             previous=previous,
             health_change=snapshot.health_score - previous.health_score if previous else None,
-            rows=metric_rows(snapshot),
+            rows=metric_rows(
+                snapshot, ttfbe_note=ttfbe_unknown_reason(account, snapshot) if snapshot.ttfbe_days is None else ""
+            ),
             health=health_rows(snapshot, previous),
             health_tone=_health_tone(snapshot.health_score),
             health_definition=DEFINITIONS["health_score"][1],
