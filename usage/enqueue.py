@@ -23,6 +23,20 @@ FOLD_TASK = "usage.tasks.fold_rollups"
 REFRESH_TASK = "usage.tasks.refresh_metrics"
 IMPORT_TASK = "usage.tasks.run_import_job"
 
+# How the fold, refresh and import tasks are sent. Nobody reads their results, and a send must not hold
+# up the request or upload whose commit it follows while the broker is away: without
+# ``ignore_result`` each send subscribes to the Redis result backend, which retries for
+# about 20 s when Redis is down (the events API took 4–20 s per batch during an outage:
+# bench/faults.py); kombu's connection failover behind ``retry=False`` waited 6 s. One
+# immediate reconnect (a pooled connection that a Redis restart dropped), then give up:
+# what could not be sent is picked up by the safety nets (the scheduled fold every
+# minute, the stale-import sweep; the job row is the outbox).
+SEND_OPTIONS = {
+    "ignore_result": True,
+    "retry": True,
+    "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+}
+
 FOLD_SCHEDULED_KEY = "usage:rollup-fold-scheduled"
 # Batches arriving within this window share one fold.
 FOLD_DEBOUNCE_S = 2
@@ -36,7 +50,7 @@ def enqueue_rollup_fold(*, countdown: float = FOLD_DEBOUNCE_S / 2, debounce: boo
     """
     try:
         if not debounce or cache.add(FOLD_SCHEDULED_KEY, 1, timeout=FOLD_DEBOUNCE_S):
-            current_app.send_task(FOLD_TASK, countdown=countdown, expires=600)
+            current_app.send_task(FOLD_TASK, countdown=countdown, expires=600, **SEND_OPTIONS)
     except Exception:
         logger.exception("could not enqueue the rollup fold; the scheduled fold will pick the deltas up")
 
@@ -46,7 +60,7 @@ def enqueue_metrics_refresh() -> None:
     try:
         delay = settings.METRICS_REFRESH_DELAY_S
         if cache.add(METRICS_SCHEDULED_KEY, 1, timeout=max(delay, 1)):
-            current_app.send_task(REFRESH_TASK, countdown=delay, expires=delay + 900)
+            current_app.send_task(REFRESH_TASK, countdown=delay, expires=delay + 900, **SEND_OPTIONS)
     except Exception:
         logger.exception("could not enqueue the metrics refresh; the nightly run will catch up")
 
@@ -55,6 +69,19 @@ def enqueue_import_job(job_id: int) -> None:
     """Run an uploaded file's import job in the worker. If the broker is away the job row
     stays queued and the minute sweep (``requeue_stale_import_jobs``) sends it later."""
     try:
-        current_app.send_task(IMPORT_TASK, args=[job_id], expires=24 * 3600, retry=False)
+        current_app.send_task(IMPORT_TASK, args=[job_id], expires=24 * 3600, **SEND_OPTIONS)
     except Exception:
         logger.exception("could not send import job %s; the sweep will send it once the broker answers", job_id)
+
+
+NOTIFY_ASSIGNMENT_TASK = "usage.tasks.notify_alert_assignment"
+
+
+def enqueue_assignment_notice(*, alert_ids: list[int], assignee_id: int, by_id: int | None) -> None:
+    """Tell the person alerts were assigned to (email, and their team's Slack)."""
+    try:
+        current_app.send_task(
+            NOTIFY_ASSIGNMENT_TASK, args=[alert_ids, assignee_id, by_id], expires=24 * 3600, retry=False
+        )
+    except Exception:
+        logger.exception("could not send the assignment notice for alerts %s", alert_ids)

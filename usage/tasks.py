@@ -96,3 +96,18 @@ def refresh_metrics(as_of: str | None = None) -> dict:
 def send_alert_digests() -> dict:
     """The daily digest: one email per CSM with open alerts, one Slack post per team with a webhook."""
     return send_digests(on=yesterday() + dt.timedelta(days=1))
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=100,
+    time_limit=120,
+)
+def notify_alert_assignment(alert_ids: list[int], assignee_id: int, by_id: int | None) -> dict:
+    """Email (and Slack) the person alerts were just assigned to."""
+    from usage.signals.notifications import notify_assignment
+
+    return notify_assignment(alert_ids=alert_ids, assignee_id=assignee_id, by_id=by_id)

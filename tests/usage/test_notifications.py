@@ -254,3 +254,42 @@ def test_the_daily_task_sends_the_digest(alerts):
 
     assert result["emails"] >= 1
     assert {m.to[0] for m in mail.outbox} <= {"casey@example.test", "robin@example.test"}
+
+
+def test_assigning_alerts_emails_the_assignee_and_posts_to_their_teams_slack(
+    alerts, people, slack, mailoutbox, django_capture_on_commit_callbacks
+):
+    from usage.signals.notifications import notify_assignment
+    from usage.signals.services import alert_act
+
+    Team.objects.filter(pk=people["west"].pk).update(slack_webhook_url=slack.url("/west"))
+    lead = people["ae"]
+    lead.role = Role.ADMIN
+    lead.save(update_fields=["role"])
+    ids = [alerts["floor"].pk, alerts["plateau"].pk]
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        alert_act(alert_ids=ids, actor=lead, action="assign", today=ON, assignee=people["robin"])
+    assert len(callbacks) == 1  # the notice is sent once the assignment commits
+
+    result = notify_assignment(alert_ids=ids, assignee_id=people["robin"].pk, by_id=lead.pk)
+
+    assert result == {"emails": 1, "slack_posts": 1}
+    [email] = mailoutbox
+    assert email.to == ["robin@example.test"]
+    # Acme 12,000 and Globex 3,000: two accounts, each counted once.
+    assert email.subject == f"revops: {lead.name} assigned you 2 alerts ($15,000.00 at risk)"
+    assert "Acme (acme) · Burn below the payout floor" in email.body
+    [(path, body)] = slack.posts
+    assert path == "/west" and f"{lead.name} assigned Robin Care 2 alerts" in body["text"]
+
+
+def test_assigning_an_alert_to_oneself_sends_nothing(alerts, people, django_capture_on_commit_callbacks):
+    from usage.signals.services import alert_act
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        alert_act(
+            alert_ids=[alerts["floor"].pk], actor=people["casey"], action="assign", today=ON, assignee=people["casey"]
+        )
+
+    assert callbacks == []

@@ -175,3 +175,45 @@ def send_digests(*, on: dt.date) -> dict:
     result = {"emails": emails or 0, "slack_posts": posts, "slack_failures": failures}
     logger.info("alert digests for %s: %s", on, result)
     return result
+
+
+def assignment_email(*, person, alerts: list[Alert], by) -> EmailMultiAlternatives:
+    """To the person alerts were just assigned to: what, on which accounts, how much at risk."""
+    count = f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
+    who = by.name if by is not None else "Someone"
+    total = revenue_at_risk_total(alerts)
+    subject = f"revops: {who} assigned you {count} ({_money(total)} at risk)"
+    text = "\n".join(
+        [
+            f"Hello {person.get_short_name()},",
+            "",
+            f"{who} assigned you {count}:",
+            "",
+            *(f"- {_line(a)}" for a in alerts),
+            "",
+            f"Your queue: {_queue_url()}",
+        ]
+    )
+    return EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [person.email])
+
+
+def notify_assignment(*, alert_ids: list[int], assignee_id: int, by_id: int | None) -> dict:
+    """Email the assignee and post to their team's Slack webhook (when it has one)."""
+    from revops.models import User
+
+    person = User.objects.filter(pk=assignee_id, is_active=True).select_related("team").first()
+    alerts = list(Alert.objects.filter(pk__in=alert_ids, owner_id=assignee_id).select_related("account", "owner"))
+    if person is None or not alerts:
+        return {"emails": 0, "slack_posts": 0}
+    by = User.objects.filter(pk=by_id).first() if by_id else None
+    emails = (
+        get_connection().send_messages([assignment_email(person=person, alerts=alerts, by=by)]) if person.email else 0
+    )
+    posts = 0
+    team = person.team
+    if team is not None and team.slack_webhook_url:
+        who = by.name if by is not None else "Someone"
+        lines = [f"*{who} assigned {person.name} {len(alerts)} alert{'s' if len(alerts) != 1 else ''}*"]
+        lines += [f"• {_money(a.revenue_at_risk)} {a.account.name}: {a.get_kind_display()}" for a in alerts[:SLACK_TOP]]
+        posts = int(post_to_slack(team.slack_webhook_url, "\n".join(lines)))
+    return {"emails": emails or 0, "slack_posts": posts}

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from revops.errors import ApplicationError
+from usage.enqueue import enqueue_assignment_notice
 
 logger = logging.getLogger(__name__)
 
@@ -387,4 +388,9 @@ def alert_act(
             )
         Alert.objects.bulk_update(alerts, ["state", "owner", "owner_pinned", "snoozed_until", "outcome", "updated_at"])
         AlertEvent.objects.bulk_create(events)
+        if action == "assign" and assignee.pk != getattr(actor, "pk", None):
+            ids, assignee_id, by_id = [a.pk for a in alerts], assignee.pk, getattr(actor, "pk", None)
+            transaction.on_commit(
+                lambda: enqueue_assignment_notice(alert_ids=ids, assignee_id=assignee_id, by_id=by_id)
+            )
     return alerts
