@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import importlib.util
 import json
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -207,11 +208,7 @@ def _line_context(request: HttpRequest, line: LedgerLine, *, error: str = "", bo
         "line": line,
         "status": selectors.line_status(line, approved=approved),
         "formula": inputs.get("formula", ""),
-        "inputs": [
-            (key.replace("_", " ").capitalize(), _input_value(value))
-            for key, value in inputs.items()
-            if not key.startswith("_") and key != "formula"
-        ],
+        "inputs": labelled_inputs(inputs),
         "inquiries": line.inquiry_list,
         "open_inquiry": any(i.status == Inquiry.Status.OPEN for i in line.inquiry_list),
         "can_raise": line.person_id == request.user.pk,
@@ -220,6 +217,84 @@ def _line_context(request: HttpRequest, line: LedgerLine, *, error: str = "", bo
         "body": body,
         "statement_url": _statement_url(line.person_id, line.period),
     }
+
+
+# How each input a comp line records reads: its label and its kind of value. Ids are the
+# system's, not the reader's, and are left out.
+_MONEY = "money"
+_FRACTION = "fraction"
+INPUT_FORMATS: dict[str, tuple[str, str]] = {
+    "committed_arr": ("Committed ARR", _MONEY),
+    "previous_committed_arr": ("Previous committed ARR", _MONEY),
+    "quota": ("Quota", _MONEY),
+    "effective_quota": ("Quota after ramp relief", _MONEY),
+    "tcv": ("TCV", _MONEY),
+    "target_bonus": ("Target bonus", _MONEY),
+    "run_rate_at_checkpoint": ("Run rate at the checkpoint", _MONEY),
+    "revenue_in_window": ("Revenue in the window", _MONEY),
+    "revenue_before": ("Revenue before", _MONEY),
+    "payout": ("Payout", _MONEY),
+    "outstanding_after": ("Outstanding after", _MONEY),
+    "net_new_arr": ("Net-new ARR", _MONEY),
+    "earnings": ("Earnings", _MONEY),
+    "gated_paid": ("Paid at the gates so far", _MONEY),
+    "incremental_arr": ("Incremental ARR", _MONEY),
+    "credit": ("Quota credit", _MONEY),
+    "credit_above": ("Credit above quota", _MONEY),
+    "credited_before": ("Credited before", _MONEY),
+    "recoverable": ("Recoverable", _MONEY),
+    "share": ("Share of the commission", _FRACTION),
+    "ramp_share": ("Ramp relief (share of quota)", _FRACTION),
+    "base_rate": ("Base rate", _FRACTION),
+    "rate": ("Rate", _FRACTION),
+    "burn_floor": ("Burn floor", _FRACTION),
+    "clawback_floor": ("Clawback floor", _FRACTION),
+    "burn_at_checkpoint": ("Burn at the checkpoint", _FRACTION),
+    "burn_at_release": ("Burn at release", _FRACTION),
+    "burn_at_clawback": ("Burn at the clawback", _FRACTION),
+    "pilot_growth": ("Pilot accounts' growth", _FRACTION),
+    "comparable_growth": ("Comparable accounts' growth", _FRACTION),
+    "nrr": ("Book NRR", _FRACTION),
+    "multiplier": ("Multiplier", "multiple"),
+    "days": ("Days", "days"),
+    "credited_days": ("Days credited", "days"),
+    "split_days": ("Days to the credit split", "days"),
+    "start_on": ("Contract start", "date"),
+    "signed_on": ("Signed", "date"),
+    "released_on": ("Released on", "date"),
+    "recheck_until": ("Rechecked until", "date"),
+    "first_seen": ("First seen", "date"),
+    "clawback_day": ("Clawback day", "date"),
+}
+HIDDEN_INPUTS = frozenset({"formula", "plan_version_id", "person_id", "account_id", "inquiry", "line"})
+
+
+def labelled_inputs(inputs: dict) -> list[tuple[str, str]]:
+    """A line's inputs as the person reads them: "Share of the commission 50.0%", "Committed
+    ARR $32,000", dates and days in words; never field keys, ids or raw fractions."""
+    from revops.templatetags.fmt import money, pct
+
+    rows = []
+    for key, value in inputs.items():
+        if key.startswith("_") or key in HIDDEN_INPUTS:
+            continue
+        label, kind = INPUT_FORMATS.get(key, (key.replace("_", " ").capitalize(), "text"))
+        text = _input_value(value)
+        if value not in (None, "") and not isinstance(value, bool | dict | list):
+            try:
+                number = Decimal(str(value).replace(",", "").lstrip("$"))
+            except (InvalidOperation, ValueError):
+                number = None
+            if kind == _MONEY and number is not None:
+                text = money(number, 0 if number == number.to_integral_value() else 2)
+            elif kind == _FRACTION and number is not None:
+                text = pct(number)
+            elif kind == "multiple" and number is not None:
+                text = f"{number.normalize():f}×"
+            elif kind == "days" and number is not None:
+                text = f"{number:f} day{'s' if number != 1 else ''}"
+        rows.append((label, text))
+    return rows
 
 
 def _input_value(value) -> str:

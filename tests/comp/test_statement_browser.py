@@ -101,7 +101,7 @@ def test_ae_reads_a_line_raises_an_inquiry_and_finance_answers_and_approves(
     detail = row.locator(".line-detail")
     expect(detail).to_contain_text("Half of the 10% land commission on Acme's $240,000 commitment")
     expect(detail.locator(".formula")).to_contain_text("240,000 × 10% × 50%")
-    expect(detail.locator("dl.inputs")).to_contain_text("Committed arr")
+    expect(detail.locator("dl.inputs")).to_contain_text("Committed ARR$240,000")
     screenshot(page, "statement-ae-line-open")
 
     detail.locator("textarea[name=body]").fill("Was the accelerator applied? I was above 100% in Q4.")

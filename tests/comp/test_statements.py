@@ -371,7 +371,8 @@ def test_line_partial_explains_with_formula_and_inputs_but_no_internal_keys(peop
     assert "<html" not in fragment and "<html" in full
     assert "Half of the 10% commission on Acme's $20,000 commitment" in fragment
     assert "20,000 × 10% × 50%" in fragment
-    assert "<dt>Committed arr</dt><dd>20,000</dd>" in fragment
+    assert "<dt>Committed ARR</dt><dd>$20,000</dd>" in fragment  # labelled and formatted, not a field key
+    assert "key <code>" not in fragment  # the ledger key (land:…:share0) is the system's, not the reader's
     assert "engine" not in fragment.lower()  # "_engine_cache" is internal
     assert "Raise an inquiry about this line" in fragment
 
@@ -627,3 +628,29 @@ def test_the_same_inquiry_form_sent_twice_sends_one_message(people, ledger):
     assert first.status_code == second.status_code == 200
     assert InquiryMessage.objects.filter(inquiry__line_id=line_id).count() == 1
     assert text(second).count("Which tier applies?") == 1
+
+
+def test_line_inputs_read_as_words_money_and_percentages():
+    from comp.views.statements import labelled_inputs
+
+    rows = labelled_inputs(
+        {
+            "share": "0.5",
+            "committed_arr": "32000.00",
+            "base_rate": "0.10",
+            "burn_floor": "0.25",
+            "days": "90",
+            "multiplier": "1.50",
+            "plan_version_id": 7,
+            "formula": "x",
+        }
+    )
+
+    assert rows == [
+        ("Share of the commission", "50.0%"),
+        ("Committed ARR", "$32,000"),
+        ("Base rate", "10.0%"),
+        ("Burn floor", "25.0%"),
+        ("Days", "90 days"),
+        ("Multiplier", "1.5×"),
+    ]
