@@ -25,6 +25,10 @@ Rules, chosen here and shown on the page:
   ramping, so it never levels off. No such m (yet) → None.
 * The **ramp window** is the level-off month × 30 days; ``suggested_ramp_days`` pools a
   segment's cohorts into one median trajectory.
+* The **suggested ramp** for a contract (``suggest_ramp``) is that window when at least
+  ``MIN_RAMP_ACCOUNTS`` (10) lands of the segment stand behind it, else the default
+  ``DEFAULT_RAMP_DAYS`` (90); either way never longer than the contract's term (a window
+  past the term would keep the land AE accountable after the contract ended). It says why.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ LEVEL_OFF_GROWTH = Decimal("0.05")
 LEVEL_OFF_HOLD = 2
 DAYS_PER_MONTH = 30
 RATIO = Decimal("0.0001")
+DEFAULT_RAMP_DAYS = 90  # a contract's ramp window when the cohorts cannot suggest one
+MIN_RAMP_ACCOUNTS = 10  # lands a segment needs before its level-off month is suggested
+DEFAULT_TERM_DAYS = 365  # the term assumed when no contract is given
 
 
 @dataclass(frozen=True)
@@ -227,3 +234,39 @@ def suggested_ramp_days(segment: str, *, as_of: dt.date) -> int | None:
     """The ramp window (days) for ``segment`` from its pooled cohorts; None if not levelled off."""
     ramp = segment_ramps(land_trajectories(as_of=as_of, segment=segment)).get(segment)
     return ramp.ramp_days if ramp else None
+
+
+@dataclass(frozen=True)
+class RampSuggestion:
+    days: int
+    reason: str  # one sentence fragment, shown beside the number
+    from_cohorts: bool  # False: the default (too few lands, or no level-off yet)
+
+
+def suggest_ramp(
+    ramp: Cohort | None,
+    *,
+    segment_label: str,
+    term_days: int,
+    min_accounts: int = MIN_RAMP_ACCOUNTS,
+    default_days: int = DEFAULT_RAMP_DAYS,
+) -> RampSuggestion:
+    """The ramp window to suggest for a contract of ``term_days`` in a segment whose pooled
+    cohorts are ``ramp`` (None: no lands with history), and why."""
+    lands = ramp.accounts if ramp else 0
+    similar = f"based on {lands} similar account{'s' if lands != 1 else ''} ({segment_label} lands)"
+    if lands < min_accounts:
+        days, from_cohorts = default_days, False
+        reason = f"{similar}; fewer than {min_accounts}, so the segment default {default_days} days is used"
+    elif ramp.ramp_days is None:
+        days, from_cohorts = default_days, False
+        reason = (
+            f"{similar}; their cohorts have not levelled off yet, so the segment default {default_days} days is used"
+        )
+    else:
+        days, from_cohorts = ramp.ramp_days, True
+        reason = f"{similar}, whose consumption levels off in month {ramp.level_off}"
+    if days > term_days:
+        reason += f"; the {days} days would outlast the contract's {term_days}-day term, so the term is used"
+        days = term_days
+    return RampSuggestion(days=days, reason=reason, from_cohorts=from_cohorts)

@@ -13,6 +13,8 @@ Pure functions over ``cohorts.land_trajectories``. Rules:
   percentiles (linear interpolation between ranks, as numpy's default).
 * **TTFBE** = median days from each similar account's land contract start to its first
   revenue day (accounts without revenue yet are left out of this median).
+* **Suggested ramp** = the segment's ramp window from its cohorts (``cohorts.suggest_ramp``:
+  the default 90 days with fewer than 10 lands, never longer than the contract's term).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from forecasting.cohorts import LandTrajectory
+from accounts.models import Segment
+from forecasting.cohorts import LandTrajectory, RampSuggestion, segment_ramps, suggest_ramp
 
 MIN_SIMILAR = 5
 FIRST_YEAR_MONTHS = 12
@@ -112,3 +115,26 @@ def deal_desk_estimate(
         high=_money(percentile(scaled, Decimal("0.75"))) if scaled else None,
         median_ttfbe_days=Decimal(str(statistics.median(ttfbe))) if ttfbe else None,
     )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the deal desk page shows for a planned contract: the estimate and the ramp to suggest."""
+
+    estimate: Estimate
+    ramp: RampSuggestion
+
+
+def deal_desk_plan(
+    trajectories: Sequence[LandTrajectory],
+    *,
+    segment: str,
+    industry: str,
+    committed_arr: Decimal,
+    term_days: int,
+) -> Plan:
+    """The estimate for a planned contract and the ramp window to suggest for its term."""
+    estimate = deal_desk_estimate(trajectories, segment=segment, industry=industry, committed_arr=committed_arr)
+    ramp = segment_ramps([t for t in trajectories if t.segment == segment]).get(segment)
+    label = dict(Segment.choices).get(segment, segment)
+    return Plan(estimate, suggest_ramp(ramp, segment_label=label, term_days=term_days))

@@ -6,7 +6,7 @@ for plotting; every number shown as text comes from the Decimal results.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from forecasting.cohorts import Cohort
 from forecasting.waterfall import Waterfall
@@ -20,6 +20,17 @@ BASE_LAYOUT = {
     "paper_bgcolor": "rgba(0,0,0,0)",
     "plot_bgcolor": "rgba(0,0,0,0)",
 }
+
+
+def money_axis(values: Iterable[float], **axis) -> dict:
+    """A y-axis for dollars. Plotly's SI format (",.3s") writes 0.8 as "800m" (milli), so it is
+    used only from $1,000 up ("1.5k", "2.3M"); below, plain dollars and cents ("0.8", "250").
+    An all-zero series gets a fixed 0–1 range rather than Plotly's guess."""
+    peak = max((abs(v) for v in values), default=0.0)
+    layout = {"tickprefix": "$", "tickformat": ",.3~s" if peak >= 1000 else ",.2~f", **axis}
+    if peak == 0:
+        layout |= {"range": [0, 1], "autorange": False}
+    return layout
 
 
 def cohort_figure(ramps: Mapping[str, Cohort]) -> dict:
@@ -72,6 +83,7 @@ def waterfall_figure(result: Waterfall, **layout) -> dict:
         ("Realization gap", "relative", -result.realization_gap),
         ("Actual run rate", "total", result.actual),
     ]
+    values = [float(value) for _, _, value in steps]
     return {
         "data": [
             {
@@ -80,7 +92,7 @@ def waterfall_figure(result: Waterfall, **layout) -> dict:
                 "x": [label for label, _, _ in steps],
                 "measure": [measure for _, measure, _ in steps],
                 # Plotly ignores the y of "total" bars; they are given for the hover text.
-                "y": [float(value) for _, _, value in steps],
+                "y": values,
                 "connector": {"line": {"color": "#98a2b3"}},
                 "increasing": {"marker": {"color": "#059669"}},
                 "decreasing": {"marker": {"color": "#dc2626"}},
@@ -90,7 +102,7 @@ def waterfall_figure(result: Waterfall, **layout) -> dict:
         "layout": {
             **BASE_LAYOUT,
             "title": {"text": f"Realization waterfall {result.start} → {result.end}", "font": {"size": 14}},
-            "yaxis": {"tickprefix": "$", "tickformat": ",.3s"},
+            "yaxis": money_axis([*values, float(result.committed), float(result.start_run_rate)]),
             "showlegend": False,
             **layout,
         },

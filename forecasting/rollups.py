@@ -6,6 +6,12 @@ resolves to a set of accounts (a parent with its whole subtree; a book with the
 divisions of every account owned; a team as the union of its members' books) and the
 snapshots of that set as of one day are summed.
 
+An account's own figures include its divisions by default, as every account metric does
+(the account page's panel, the forecast page's account rows and the API agree); the
+``divisions=exclude`` option shows its own usage only. A scope's totals still sum each
+account once on its own rows, so a parent and its divisions in the same scope are never
+counted twice; only the per-account rows, each labelled, include divisions.
+
 Intervals. The expected values add exactly. The 80% interval of a sum is not the sum of
 the accounts' bounds (that would assume every account misses in the same direction at
 once); it is combined assuming the accounts' forecast errors are independent: the
@@ -14,7 +20,8 @@ half-widths below and above the forecast add in quadrature,
 interval wider; the page says so.
 
 Who sees what is decided in ``scope_for`` against ``accounts_visible_to``: company-wide
-roles any scope; anyone else their own book, the books of the people they manage and
+roles any scope; product managers (who read every account) the company, the segments and
+any account; anyone else their own book, the books of the people they manage and
 accounts they can see. Everything here reads; nothing writes.
 """
 
@@ -31,9 +38,9 @@ from django.db.models import Count, F, Max, QuerySet, Sum
 from django.db.models.functions import Power, Sqrt
 from django.http import Http404
 
-from accounts.access import accounts_visible_to, owned_accounts
+from accounts.access import ALL_ACCOUNTS_ROLES, accounts_visible_to, owned_accounts
 from accounts.models import Account, Segment
-from forecasting.models import AccountForecast, ForecastPoint
+from forecasting.models import AccountForecast, ForecastMethod, ForecastPoint
 from revops.access import people_in_scope, sees_company
 from revops.clock import today_utc
 from revops.models import Team, User
@@ -54,6 +61,15 @@ class ScopeKind:
     ALL = (COMPANY, SEGMENT, TEAM, BOOK, ACCOUNT)
 
 
+class Divisions:
+    """Whether an account's figures include its divisions (the default) or its own usage only."""
+
+    INCLUDE = "include"
+    EXCLUDE = "exclude"
+    ALL = (INCLUDE, EXCLUDE)
+    LABELS = {INCLUDE: "incl. divisions", EXCLUDE: "own usage only"}
+
+
 @dataclass(frozen=True)
 class Scope:
     kind: str
@@ -61,59 +77,90 @@ class Scope:
     label: str
     accounts: QuerySet[Account] = field(repr=False, compare=False)
     root: Account | None = field(default=None, repr=False, compare=False)  # the account of an account scope
+    # Per-account figures (an account scope's totals, the account rows) include divisions.
+    divisions: bool = True
+    has_divisions: bool = field(default=False, compare=False)  # an account scope's root has divisions
+
+    @property
+    def scope_query(self) -> str:
+        """The query string naming the scope (without the divisions option)."""
+        return f"scope={self.kind}&key={self.key}" if self.key else f"scope={self.kind}"
 
     @property
     def query(self) -> str:
-        return f"scope={self.kind}&key={self.key}" if self.key else f"scope={self.kind}"
+        return self.scope_query if self.divisions else f"{self.scope_query}&divisions={Divisions.EXCLUDE}"
+
+    @property
+    def divisions_label(self) -> str:
+        return Divisions.LABELS[Divisions.INCLUDE if self.divisions else Divisions.EXCLUDE]
+
+    @property
+    def cache_id(self) -> str:
+        return f"{self.kind}:{self.key}:{Divisions.INCLUDE if self.divisions else Divisions.EXCLUDE}"
 
 
 def _cents(value: Decimal | None) -> Decimal:
     return (value or ZERO).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+def sees_all_forecasts(user: User) -> bool:
+    """Company-wide roles and product managers (who read every account) see the company's
+    and the segments' forecasts; teams and books stay with their managers."""
+    return sees_company(user) or (user.is_authenticated and user.is_active and user.role in ALL_ACCOUNTS_ROLES)
+
+
 def default_scope(user: User) -> tuple[str, str]:
     """What the page opens on: the company for those who see it all, else one's own book."""
-    if sees_company(user):
+    if sees_all_forecasts(user):
         return ScopeKind.COMPANY, ""
     return ScopeKind.BOOK, str(user.pk)
 
 
-def scope_for(user: User, kind: str, key: str, *, on: dt.date) -> Scope:
+def scope_for(user: User, kind: str, key: str, *, on: dt.date, divisions: bool = True) -> Scope:
     """The scope ``kind``/``key`` as ``user`` may see it; 404 when it is outside their reach.
 
     The accounts are always intersected with what ``user`` can see, so a scope can only
-    narrow access, never widen it.
+    narrow access, never widen it. ``divisions=False`` makes an account scope the account's
+    own usage only (and the scope's account rows own-only too).
     """
     visible = accounts_visible_to(user, on=on)
     if kind == ScopeKind.COMPANY:
-        if not sees_company(user):
-            raise Http404("The company forecast is for leaders and finance.")
-        return Scope(kind, "", "Company", visible)
+        if not sees_all_forecasts(user):
+            raise Http404("The company forecast is for leaders, finance and product.")
+        return Scope(kind, "", "Company", visible, divisions=divisions)
     if kind == ScopeKind.SEGMENT:
         labels = dict(Segment.choices)
-        if key not in labels or not sees_company(user):
+        if key not in labels or not sees_all_forecasts(user):
             raise Http404("No such segment.")
-        return Scope(kind, key, f"{labels[key]} segment", visible.filter(segment=key))
+        return Scope(kind, key, f"{labels[key]} segment", visible.filter(segment=key), divisions=divisions)
     if kind == ScopeKind.TEAM:
         team = Team.objects.filter(pk=key if key.isdigit() else None).first()
         if team is None or not (sees_company(user) or team.manager_id == user.pk):
             raise Http404("No such team.")
         members = User.objects.filter(team=team)
-        return Scope(kind, key, f"Team {team.name}", visible.filter(pk__in=owned_accounts(people=members, on=on)))
+        accounts = visible.filter(pk__in=owned_accounts(people=members, on=on))
+        return Scope(kind, key, f"Team {team.name}", accounts, divisions=divisions)
     if kind == ScopeKind.BOOK:
         person = people_in_scope(user).filter(pk=key if key.isdigit() else None).first()
         if person is None:
             raise Http404("No such book.")
         label = "Your book" if person.pk == user.pk else f"{person.name}'s book"
-        return Scope(kind, key, label, visible.filter(pk__in=owned_accounts(people=[person.pk], on=on)))
+        accounts = visible.filter(pk__in=owned_accounts(people=[person.pk], on=on))
+        return Scope(kind, key, label, accounts, divisions=divisions)
     if kind == ScopeKind.ACCOUNT:
         account = visible.filter(external_id=key).first()
         if account is None:
             raise Http404("No such account.")
         ids = subtree_ids([account.pk])
-        divisions = len(ids) - 1
-        label = account.name + (f" and its {divisions} division{'s' if divisions != 1 else ''}" if divisions else "")
-        return Scope(kind, key, label, Account.objects.filter(pk__in=ids), root=account)
+        n = len(ids) - 1
+        if not n:
+            label = account.name
+        elif divisions:
+            label = f"{account.name} and its {n} division{'s' if n != 1 else ''}"
+        else:
+            label = f"{account.name} (own usage only, without its {n} division{'s' if n != 1 else ''})"
+        accounts = Account.objects.filter(pk__in=ids if divisions else [account.pk])
+        return Scope(kind, key, label, accounts, root=account, divisions=divisions, has_divisions=bool(n))
     raise Http404("No such scope.")
 
 
@@ -283,11 +330,14 @@ class RolledPoint:
         return float(self.value) / self.days, float(self.lower) / self.days, float(self.upper) / self.days
 
 
-def rolled_points(accounts: QuerySet[Account], *, as_of: dt.date) -> list[RolledPoint]:
-    """The scope's forecast path: every stored point summed by day, intervals combined in quadrature."""
+def rolled_points(accounts: QuerySet[Account], *, as_of: dt.date, until: dt.date | None = None) -> list[RolledPoint]:
+    """The scope's forecast path: every stored point (starting by ``until``) summed by day,
+    intervals combined in quadrature."""
+    points = ForecastPoint.objects.filter(forecast__as_of=as_of, forecast__account__in=accounts)
+    if until is not None:
+        points = points.filter(day__lte=until)
     rows = (
-        ForecastPoint.objects.filter(forecast__as_of=as_of, forecast__account__in=accounts)
-        .values("day", "days")
+        points.values("day", "days")
         .annotate(
             v=Sum("value"),
             lo=Sqrt(Sum(Power(F("value") - F("lower"), 2))),
@@ -315,18 +365,143 @@ def actual_daily(accounts: QuerySet[Account], *, first: dt.date, last: dt.date) 
     return {r["day"]: r["revenue"] for r in rows}
 
 
-# --- Drill-down ----------------------------------------------------------------------------
+# --- Drill-down: one row per account, with its divisions by default -----------------------
 
+ROW_ORDERS = {  # the page's sort keys → SQL over ACCOUNT_ROWS_SQL's columns (never user text)
+    "next_90": "r.v90 DESC NULLS LAST",
+    "next_365": "r.v365 DESC NULLS LAST",
+    "run_rate": "r.run_rate DESC NULLS LAST",
+    "account": "a.name",
+}
 
-def account_forecasts(accounts: QuerySet[Account], *, as_of: dt.date, order: str = "-next_90") -> QuerySet:
-    """Each account's snapshot in the scope, for the drill-down table (paginate it)."""
-    return (
-        AccountForecast.objects.filter(as_of=as_of, account__in=accounts)
-        # Accounts in a second query: joined, the planner nested-looped the book's recursive
-        # subquery over the accounts table (0.5 s for a book of 789 accounts).
-        .prefetch_related("account")
-        .order_by(order, "account_id")
+# Each account of the scope with every division below it (or itself only), summed like a
+# scope. A division outside the scope still counts in its parent's row, as on the account
+# page. The scope is materialized first: inlined, the planner nested-looped a book's
+# recursive subquery over the accounts table.
+ACCOUNT_ROWS_SQL = """
+    WITH RECURSIVE scope(id) AS MATERIALIZED ({scope}),
+    subtree(root_id, account_id) AS (
+        SELECT s.id, s.id FROM scope s
+        UNION  -- not ALL: a (mistaken) cycle in the hierarchy ends instead of looping
+        SELECT subtree.root_id, a.id FROM accounts_account a JOIN subtree ON a.parent_id = subtree.account_id
+        WHERE %s
+    ),
+    r AS (
+        SELECT subtree.root_id, COUNT(*) AS n, SUM(f.naive_daily) AS run_rate,
+               MAX(CASE WHEN f.account_id = subtree.root_id THEN f.method END) AS method,
+               {columns}
+        FROM subtree JOIN forecasting_accountforecast f ON f.account_id = subtree.account_id AND f.as_of = %s
+        GROUP BY subtree.root_id
     )
+    {select}
+"""
+ROW_COLUMNS = ", ".join(
+    f"SUM(f.next_{h}) AS v{h}, sqrt(SUM((f.next_{h} - f.next_{h}_lower)^2)) AS lo{h}, "
+    f"sqrt(SUM((f.next_{h}_upper - f.next_{h})^2)) AS hi{h}"
+    for h in HORIZONS
+)
+ROW_SELECT = """
+    SELECT r.root_id, r.n, r.run_rate, r.method, {values}
+    FROM r JOIN accounts_account a ON a.id = r.root_id
+    ORDER BY {order}, r.root_id LIMIT %s OFFSET %s
+"""
+ROW_VALUES = ", ".join(f"r.v{h}, r.lo{h}, r.hi{h}" for h in HORIZONS)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """An account's forecast as of a day: its own snapshot, or (``divisions``) its subtree's summed."""
+
+    account: Account
+    method: str | None  # the account's own snapshot's method; None when only its divisions have one
+    accounts: int  # snapshots summed: 1, or 1 + its divisions
+    divisions: bool
+    totals: RolledTotals
+
+    @property
+    def next_90(self) -> Total:
+        return self.totals.totals[90]
+
+    @property
+    def next_180(self) -> Total:
+        return self.totals.totals[180]
+
+    @property
+    def next_365(self) -> Total:
+        return self.totals.totals[365]
+
+    @property
+    def divisions_summed(self) -> int:
+        return self.accounts - 1 if self.method else self.accounts
+
+    @property
+    def method_label(self) -> str:
+        return METHOD_LABELS.get(self.method or "", "—")
+
+    @property
+    def method_title(self) -> str:
+        return dict(ForecastMethod.choices).get(self.method or "", "No own snapshot: its divisions' only")
+
+    @property
+    def change_vs_run_rate(self) -> Decimal | None:
+        """The next 365 days against today's run rate carried forward (0.10 = 10% more)."""
+        if not self.totals.run_rate_daily:
+            return None
+        return self.totals.totals[365].value / self.totals.run_rate_total(365) - 1
+
+
+METHOD_LABELS = {  # short labels for tables; the full ones are ForecastMethod's
+    ForecastMethod.ETS: "Smoothing",
+    ForecastMethod.RUN_RATE: "Run rate",
+    ForecastMethod.COHORT: "Cohort ramp",
+    ForecastMethod.NONE: "No usage",
+}
+
+
+class AccountRows:
+    """The scope's account rows, sorted and sliced in SQL (a ``Paginator`` pages it: ``count()``
+    and slices, one query each, plus one for the page's accounts)."""
+
+    def __init__(self, accounts: QuerySet[Account], *, as_of: dt.date, order: str, divisions: bool) -> None:
+        if order not in ROW_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ROW_ORDERS)}, not {order!r}")
+        self.accounts, self.as_of, self.order, self.divisions = accounts, as_of, order, divisions
+
+    def _execute(self, select: str, params: Sequence) -> list[tuple]:
+        scope_sql, scope_params = self.accounts.values("pk").query.sql_with_params()
+        sql = ACCOUNT_ROWS_SQL.format(scope=scope_sql, columns=ROW_COLUMNS, select=select)
+        with connection.cursor() as cursor:  # placeholders in order: scope, divisions, as_of, select's
+            cursor.execute(sql, [*scope_params, self.divisions, self.as_of, *params])
+            return cursor.fetchall()
+
+    def count(self) -> int:
+        return self._execute("SELECT COUNT(*) FROM r", [])[0][0]
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> list[AccountRow]:
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("AccountRows takes slices only")
+        start, stop = index.start or 0, index.stop
+        limit = None if stop is None else max(0, stop - start)
+        rows = self._execute(ROW_SELECT.format(values=ROW_VALUES, order=ROW_ORDERS[self.order]), [limit, start])
+        accounts = Account.objects.in_bulk([row[0] for row in rows])
+        out = []
+        for account_id, n, run_rate, method, *values in rows:
+            aggregate = {"n": n, "run_rate": run_rate}
+            for i, h in enumerate(HORIZONS):
+                aggregate[f"v{h}"], aggregate[f"lo{h}"], aggregate[f"hi{h}"] = values[3 * i : 3 * i + 3]
+            out.append(AccountRow(accounts[account_id], method, n, self.divisions, _totals_from(aggregate)))
+        return out
+
+
+def account_rows(
+    accounts: QuerySet[Account], *, as_of: dt.date, order: str = "next_90", divisions: bool = True
+) -> AccountRows:
+    """Each account of the scope with a snapshot as of ``as_of`` (its own or a division's), for the
+    drill-down table: with its divisions summed in (the default) or its own usage only."""
+    return AccountRows(accounts, as_of=as_of, order=order, divisions=divisions)
 
 
 # --- Cached reads for the pages -----------------------------------------------------------------
@@ -350,7 +525,7 @@ def _key(*parts) -> str:
 def cached(name: str, scope: Scope, as_of: dt.date, *extra, compute):
     """``compute()`` over the snapshots of ``as_of``, kept while they stay as they are."""
     stored = AccountForecast.objects.filter(as_of=as_of).count()
-    key = _key(name, scope.kind, scope.key, as_of, stored, today_utc(), *extra)
+    key = _key(name, scope.cache_id, as_of, stored, today_utc(), *extra)
     return cache.get_or_set(key, compute, POINTS_TTL_S)
 
 
@@ -359,5 +534,5 @@ def cached_points(scope: Scope, *, as_of: dt.date) -> list[RolledPoint]:
 
 
 def cached_actuals(scope: Scope, *, first: dt.date, last: dt.date) -> dict[dt.date, Decimal]:
-    key = _key("actuals", scope.kind, scope.key, first, last, today_utc())
+    key = _key("actuals", scope.cache_id, first, last, today_utc())
     return cache.get_or_set(key, lambda: actual_daily(scope.accounts, first=first, last=last), ACTUALS_TTL_S)

@@ -342,7 +342,7 @@ def test_waterfall_page_shows_the_gap_and_the_stacked_target(domain_example, fin
     assert "= Actual run rate $40,150 (+10.0% growth)" in page
     assert '"type": "waterfall"' in response.content.decode()
     # Stacked target row: SMB, ramp window 90 days (no cohort has levelled off) … 51,100 vs 21,900.
-    assert "smb 90 days 2 $29,200 1 $21,900 $51,100 $18,250 $21,900 $29,200" in page
+    assert "SMB 90 days 2 $29,200 1 $21,900 $51,100 $18,250 $21,900 $29,200" in page
 
 
 def test_waterfall_page_validates_its_parameters(leader):
@@ -403,8 +403,12 @@ def test_cohort_page_shows_the_chart_and_suggested_ramp_days(smb_q1_cohort, mete
     revenue(a, meter, dt.date(2026, 6, 30), "0")  # data runs to 2026-06-30
     response = client_for(leader).get("/planning/cohorts/")
     page = text(response)
-    assert "smb 3 4 120" in page  # accounts, level-off month, suggested ramp_days
-    assert "smb 2026-Q1 3 4 10% · 50% · 90% · 100% · 100% · 101%" in page
+    # Accounts, level-off month, its window; three lands are too few to suggest it (fewer than 10).
+    assert (
+        "SMB 3 4 120 90 Based on 3 similar accounts (SMB lands); fewer than 10, so the segment default 90 days is used"
+    ) in page
+    assert "SUGGESTED RAMP_DAYS" not in page.upper() and "Suggested ramp (days)" in page
+    assert "SMB 2026-Q1 3 4 10% · 50% · 90% · 100% · 100% · 101%" in page
     assert 'data-chart="cohort-ramps"' in response.content.decode()
     assert "levels off (month 4)" in response.content.decode()
 
@@ -459,8 +463,10 @@ def test_a_planned_contract_fills_the_form_and_finance_stores_the_estimate_on_it
     similar_lands.refresh_from_db()
     assert similar_lands.deal_desk_estimate == Decimal("1800.00")
     assert similar_lands.ae_estimate == Decimal("2500.00")
-    # The flat lands level off at once: the segment's suggested window replaces the default 90 days.
-    assert similar_lands.ramp_days == cohorts.suggested_ramp_days("smb", as_of=dt.date(2026, 1, 31)) == 60
+    # The flat lands level off in month 2 (60 days), but 6 SMB lands (the five and newco) are
+    # too few to suggest it: the default 90 days is stored.
+    assert cohorts.suggested_ramp_days("smb", as_of=dt.date(2026, 1, 31)) == 60
+    assert similar_lands.ramp_days == 90
 
 
 def test_storing_on_an_unknown_contract_or_without_similar_accounts_stores_nothing(similar_lands, finance):
@@ -468,8 +474,116 @@ def test_storing_on_an_unknown_contract_or_without_similar_accounts_stores_nothi
     form = {"contract": "NOPE", "segment": "smb", "industry": "Software", "committed_arr": "12000"}
     response = client.post("/planning/deal-desk/store/", form, follow=True)
     assert "Nothing stored. contract: No contract with external id &#x27;NOPE&#x27;." in response.content.decode()
-    enterprise = form | {"contract": similar_lands.external_id, "segment": "enterprise"}
-    response = client.post("/planning/deal-desk/store/", enterprise, follow=True)
+    # An enterprise contract: no enterprise lands (the form's segment is the contract's).
+    big = contract(
+        account("bigco", segment=Segment.ENTERPRISE),
+        signed=dt.date(2026, 1, 20),
+        start=dt.date(2026, 2, 1),
+        end=dt.date(2027, 1, 31),
+        arr="12000",
+    )
+    response = client.post("/planning/deal-desk/store/", form | {"contract": big.external_id}, follow=True)
     assert "No similar accounts: nothing stored" in response.content.decode()
-    similar_lands.refresh_from_db()
-    assert similar_lands.deal_desk_estimate is None
+    big.refresh_from_db()
+    assert big.deal_desk_estimate is None
+
+
+# --- Deal desk: a typed contract id, and a suggested ramp that fits the contract -------------
+
+
+def test_typing_a_contract_id_into_the_form_estimates_from_the_contract(similar_lands, finance):
+    # What a browser sends when only the contract id is typed: every other field empty.
+    typed = {
+        "contract": similar_lands.external_id,
+        "segment": "",
+        "industry": "",
+        "committed_arr": "",
+        "ae_estimate": "",
+    }
+    response = client_for(finance).get("/planning/deal-desk/", typed)
+    page = text(response)
+
+    assert "This field is required" not in page
+    assert "Expected first-year consumption: $1,800" in page  # the contract's $12,000 SMB plan
+    assert 'name="committed_arr" value="12000.00"' in response.content.decode()
+    assert f"Store on {similar_lands.external_id}" in page
+    # Values left in the form from another contract (or the select's first segment) give way to
+    # the contract's, so what is stored on it is estimated for it.
+    stale = typed | {"segment": "enterprise", "industry": "Retail", "committed_arr": "99000"}
+    assert "Expected first-year consumption: $1,800" in text(client_for(finance).get("/planning/deal-desk/", stale))
+
+
+def test_an_unknown_contract_or_a_form_without_segment_and_arr_says_what_is_missing(similar_lands, finance):
+    page = text(
+        client_for(finance).get("/planning/deal-desk/", {"contract": "NOPE", "segment": "", "committed_arr": ""})
+    )
+    assert "No contract with external id 'NOPE'." in page
+    assert "Choose a segment" not in page  # the contract is what is wrong
+    page = text(client_for(finance).get("/planning/deal-desk/", {"contract": "", "segment": "", "committed_arr": ""}))
+    assert "Choose a segment, or give a contract." in page
+    assert "Enter the planned committed ARR, or give a contract." in page
+
+
+@pytest.fixture
+def slow_smb_ramp(meter):
+    """Ten SMB Software lands signed 2025-01-10 at $24,000 ARR, growing 10% a month for a year
+    and flat from month 13 (Jan 2026) to month 15 (Mar 2026): they level off in month 13, a
+    390-day window. Usage data runs to 2026-03-31. A planned SMB contract runs 2026-04-01 to
+    2027-03-31: 365 days (its land, signed in March, adds an 11th SMB land)."""
+    for k in range(1, 11):
+        acct = account(f"slow{k}")
+        contract(acct, signed=dt.date(2025, 1, 10), start=dt.date(2025, 1, 10), end=dt.date(2026, 1, 9), arr="24000")
+        for m in range(1, 16):
+            day = dt.date(2025 + (m - 1) // 12, (m - 1) % 12 + 1, 1)
+            revenue(acct, meter, day, str((D(100 * k) * D("1.1") ** (min(m, 13) - 1)).quantize(D("0.01"))))
+    revenue(account("later"), meter, dt.date(2026, 3, 31), "1")
+    return contract(
+        account("plan-smb"),
+        signed=dt.date(2026, 3, 20),
+        start=dt.date(2026, 4, 1),
+        end=dt.date(2027, 3, 31),
+        arr="24000",
+    )
+
+
+def test_the_suggested_ramp_never_exceeds_the_contracts_term(slow_smb_ramp, finance):
+    assert cohorts.suggested_ramp_days("smb", as_of=dt.date(2026, 3, 31)) == 390
+    client = client_for(finance)
+
+    page = text(client.get("/planning/deal-desk/", {"contract": slow_smb_ramp.external_id}))
+    assert "Suggested ramp (days) for SMB: 365 days" in page
+    assert (
+        "Based on 11 similar accounts (SMB lands), whose consumption levels off in month 13; the 390 days "
+        "would outlast the contract's 365-day term, so the term is used."
+    ) in page
+    client.post("/planning/deal-desk/store/", {"contract": slow_smb_ramp.external_id})
+    slow_smb_ramp.refresh_from_db()
+    assert slow_smb_ramp.ramp_days == 365
+
+    # Without a contract a one-year term is assumed; a two-year plan (730 days) keeps 390.
+    plan = {"segment": "smb", "industry": "Software", "committed_arr": "24000"}
+    assert "for SMB: 365 days" in text(client.get("/planning/deal-desk/", plan))
+    assert "for SMB: 390 days" in text(client.get("/planning/deal-desk/", plan | {"term_months": "24"}))
+
+
+def _pooled(accounts: int, level_off: int | None) -> cohorts.Cohort:
+    return cohorts.Cohort(segment="mid-market", label="All", accounts=accounts, median=[], level_off=level_off)
+
+
+def test_a_ramp_from_too_few_lands_or_no_level_off_is_the_default_and_says_why():
+    thin = cohorts.suggest_ramp(_pooled(4, 13), segment_label="Mid-market", term_days=365)
+    assert (thin.days, thin.from_cohorts) == (90, False)
+    assert thin.reason == (
+        "based on 4 similar accounts (Mid-market lands); fewer than 10, so the segment default 90 days is used"
+    )
+    rising = cohorts.suggest_ramp(_pooled(12, None), segment_label="Mid-market", term_days=365)
+    assert rising.days == 90 and "have not levelled off yet" in rising.reason
+    none = cohorts.suggest_ramp(None, segment_label="SMB", term_days=365)
+    assert none.days == 90 and none.reason.startswith("based on 0 similar accounts")
+    # A 60-day contract caps even the default.
+    short = cohorts.suggest_ramp(_pooled(4, None), segment_label="SMB", term_days=60)
+    assert short.days == 60 and short.reason.endswith(
+        "the 90 days would outlast the contract's 60-day term, so the term is used"
+    )
+    enough = cohorts.suggest_ramp(_pooled(10, 7), segment_label="Mid-market", term_days=365)
+    assert (enough.days, enough.from_cohorts) == (210, True)

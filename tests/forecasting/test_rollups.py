@@ -3,71 +3,21 @@ account panel, and who may see which scope."""
 
 from __future__ import annotations
 
-import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
 from django.http import Http404
 from django.test import Client
 
-from accounts.models import Account, OwnerRole, Ownership, Segment
 from forecasting import rollups
-from forecasting.models import AccountForecast, ForecastPoint
-from revops.models import Role, Team
+from revops.api_keys import api_key_create
+from revops.models import ApiKey, Role
 from tests.factories import UserFactory
+from tests.forecasting.synthetic import WORLD_AS_OF
 
-AS_OF = dt.date(2026, 11, 20)
+AS_OF = WORLD_AS_OF
 D = Decimal
-
-
-def _forecast(account: Account, *, daily: str, half_width: str, as_of: dt.date = AS_OF) -> AccountForecast:
-    """A snapshot with a flat daily forecast and an interval of ± half_width a day; each
-    horizon's total interval is ± half_width × √days (as for independent days)."""
-    value, half = D(daily), D(half_width)
-    totals = {}
-    for h in rollups.HORIZONS:
-        spread = (half * D(h).sqrt()).quantize(D("0.01"))
-        totals |= {f"next_{h}": value * h, f"next_{h}_lower": value * h - spread, f"next_{h}_upper": value * h + spread}
-    forecast = AccountForecast.objects.create(
-        account=account, as_of=as_of, method="ets", history_days=365, naive_daily=value, **totals
-    )
-    ForecastPoint.objects.bulk_create(
-        ForecastPoint(
-            forecast=forecast,
-            day=as_of + dt.timedelta(days=k),
-            days=1,
-            value=value,
-            lower=value - half,
-            upper=value + half,
-        )
-        for k in range(1, 4)
-    )
-    return forecast
-
-
-@pytest.fixture
-def world(db, with_totp):
-    """Team East (manager Mo; AEs Avery and Ari) and West (Bea). Avery owns Acme (with its
-    division Acme EU) and Ari owns Globex; Bea owns Initech."""
-    mo = UserFactory(role=Role.AE, name="Mo Manager")
-    east = Team.objects.create(name="East", manager=mo)
-    west = Team.objects.create(name="West")
-    avery = UserFactory(role=Role.AE, name="Avery", team=east)
-    ari = UserFactory(role=Role.AE, name="Ari", team=east)
-    bea = UserFactory(role=Role.AE, name="Bea", team=west)
-    leader = UserFactory(role=Role.LEADER, name="Lena")
-    acme = Account.objects.create(external_id="acme", name="Acme", segment=Segment.ENTERPRISE)
-    acme_eu = Account.objects.create(external_id="acme-eu", name="Acme EU", segment=Segment.ENTERPRISE, parent=acme)
-    globex = Account.objects.create(external_id="globex", name="Globex", segment=Segment.SMB)
-    initech = Account.objects.create(external_id="initech", name="Initech", segment=Segment.SMB)
-    start = dt.date(2026, 1, 1)
-    for person, account in ((avery, acme), (ari, globex), (bea, initech)):
-        Ownership.objects.create(account=account, person=person, role=OwnerRole.LAND_AE, start_on=start)
-    _forecast(acme, daily="100", half_width="30")
-    _forecast(acme_eu, daily="50", half_width="40")
-    _forecast(globex, daily="20", half_width="10")
-    _forecast(initech, daily="10", half_width="5")
-    return locals()
 
 
 def _client(user) -> Client:
@@ -160,3 +110,95 @@ def test_the_accuracy_partial_scores_the_scope(world):
     response = _client(world["leader"]).get("/forecasts/accuracy/?scope=segment&key=smb")
     assert response.status_code == 200
     assert "Model WAPE" in response.content.decode()
+
+
+# --- An account's figures include its divisions everywhere, unless asked for its own -------
+
+
+def _account_row(body: str, external_id: str) -> str:
+    """The text of one row of the forecast page's accounts table."""
+    row = re.search(rf'<tr data-account="{external_id}">(.*?)</tr>', body, re.S)
+    assert row, f"no row for {external_id}"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row.group(1)))
+
+
+def _api(user, path: str, **params) -> dict:
+    _, raw = api_key_create(name="reader", scopes=[ApiKey.Scope.READ], created_by=user)
+    response = Client().get(path, params, headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_a_parents_forecast_includes_its_divisions_on_the_panel_the_page_and_the_api(world):
+    # Acme forecasts 100 a day and its division Acme EU 50: with divisions, 150 × 90 = 13,500
+    # over the next 90 days; Acme's own usage only, 100 × 90 = 9,000.
+    leader = _client(world["leader"])
+
+    panel = leader.get("/forecasts/accounts/acme/", headers={"HX-Request": "true"}).content.decode()
+    assert "$13,500" in panel and "incl. divisions" in panel
+    row = _account_row(leader.get("/forecasts/").content.decode(), "acme")
+    assert "$13,500" in row and "incl. 1 division" in row
+    body = _api(world["leader"], "/api/v1/forecasts/accounts/acme", horizon=1)
+    assert (body["divisions"], body["accounts"]) == ("include", 2)
+    # Their ±30√90 and ±40√90 combine to ±50√90 = ±474.34.
+    assert body["totals"][0] == {"horizon": 90, "value": "13500.00", "lower": "13025.66", "upper": "13974.34"}
+    assert [p["value"] for p in body["points"]] == ["150.00"]  # 100 + 50 on the first day
+
+    own_panel = leader.get("/forecasts/accounts/acme/?divisions=exclude", headers={"HX-Request": "true"})
+    assert "$9,000" in own_panel.content.decode() and "own usage only" in own_panel.content.decode()
+    own_row = _account_row(leader.get("/forecasts/?divisions=exclude").content.decode(), "acme")
+    assert "$9,000" in own_row and "division" not in own_row
+    own = _api(world["leader"], "/api/v1/forecasts/accounts/acme", horizon=1, divisions="exclude")
+    assert (own["divisions"], own["accounts"], own["totals"][0]["value"]) == ("exclude", 1, "9000.00")
+    # The stored interval of the account's own 90-day total, unchanged: ±30√90 = ±284.60.
+    assert (own["totals"][0]["lower"], own["totals"][0]["upper"]) == ("8715.40", "9284.60")
+
+
+def test_scope_totals_still_count_a_parent_and_its_division_once(world):
+    # The company: 100 + 50 + 20 + 10 = 180 a day, 16,200 over 90 days, although Acme's row
+    # (13,500 with its division) and Acme EU's (4,500) add up to more than their 13,500.
+    body = _client(world["leader"]).get("/forecasts/").content.decode()
+
+    assert "$16,200" in body and "each account once" in body
+    assert "$4,500" in _account_row(body, "acme-eu")
+    assert "Each row of the accounts table shows the account incl. divisions" in re.sub(r"\s+", " ", body)
+
+
+def test_the_divisions_option_is_checked(world):
+    leader = _client(world["leader"])
+    assert leader.get("/forecasts/?divisions=sometimes").status_code == 404
+    _, raw = api_key_create(name="reader", scopes=[ApiKey.Scope.READ], created_by=world["leader"])
+    response = Client().get(
+        "/api/v1/forecasts/accounts/acme", {"divisions": "both"}, headers={"Authorization": f"Bearer {raw}"}
+    )
+    assert response.status_code == 400
+
+
+def test_an_account_without_divisions_says_its_figures_are_its_own(world):
+    panel = _client(world["leader"]).get("/forecasts/accounts/globex/", headers={"HX-Request": "true"})
+    body = panel.content.decode()
+    assert "own usage (no divisions)" in body and "$1,800" in body  # 20 × 90
+    assert "divisions=exclude" not in body  # nothing to toggle
+
+
+# --- Product managers read every account: the forecast opens on the company ------------------
+
+
+def test_a_product_manager_opens_the_company_forecast_and_its_segments(world):
+    pm = _client(UserFactory(role=Role.PRODUCT, name="Pat"))
+
+    body = pm.get("/forecasts/").content.decode()
+    assert "Forecast · Company" in body and "$16,200" in body and "By segment" in body
+    assert "Your book" not in body and "By team" not in body  # teams' books stay with their managers
+    assert pm.get("/forecasts/?scope=segment&key=smb").status_code == 200
+    assert pm.get(f"/forecasts/?scope=team&key={world['east'].pk}").status_code == 404
+
+
+def test_the_forecast_page_shows_labels_not_field_keys(world):
+    body = _client(world["leader"]).get("/forecasts/").content.decode()
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", body))
+
+    assert '(4 <abbr title="Exponential smoothing (damped trend, weekly seasonality)">smoothing</abbr>)' in body
+    assert " ets " not in text and "run_rate" not in text
+    assert '<span class="tag" title="Exponential smoothing (damped trend, weekly seasonality)">Smoothing</span>' in body
+    assert "SMB" in _account_row(body, "globex")
