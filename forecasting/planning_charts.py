@@ -74,13 +74,13 @@ def cohort_figure(ramps: Mapping[str, Cohort]) -> dict:
 
 
 def waterfall_figure(result: Waterfall, **layout) -> dict:
-    """Start run rate − churn + new commitments = committed; − realization gap = actual."""
+    """Start run rate − churn + new commitments = committed; − run-rate gap = actual."""
     steps = [
         ("Start run rate", "absolute", result.start_run_rate),
         ("Churn", "relative", -result.churn),
         ("New commitments", "relative", result.new_commitments),
         ("Committed", "total", result.committed),
-        ("Realization gap", "relative", -result.realization_gap),
+        ("Run-rate gap", "relative", -result.run_rate_gap),
         ("Actual run rate", "total", result.actual),
     ]
     values = [float(value) for _, _, value in steps]

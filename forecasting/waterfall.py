@@ -15,7 +15,8 @@ Rules:
   new logo's contracts and for add-on contracts; for a renewal/amendment (``amends``
   set) only its increase over the contract it amends (never negative).
 * committed = start − churn + new; actual = Σ run rate at the end (churned accounts that
-  still consume count in actual, as they earn); **realization gap** = committed − actual.
+  still consume count in actual, as they earn); **run-rate gap** = committed − actual (not
+  the portfolio's realization gap, which compares 365 days of revenue with the commitment).
 * **Stacked target** at the end day: mature accounts (land contract start older than
   their segment's ramp window) count their run rate; newer accounts count their committed
   ARR in force (too new to show in run rate). It is compared with the year-over-year
@@ -142,7 +143,8 @@ class Waterfall:
         return self.start_run_rate - self.churn + self.new_commitments
 
     @property
-    def realization_gap(self) -> Decimal:
+    def run_rate_gap(self) -> Decimal:
+        """Committed ARR − the run rate at the end (per year)."""
         return self.committed - self.actual
 
     @property

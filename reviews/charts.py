@@ -8,40 +8,15 @@ from decimal import Decimal
 
 from forecasting.planning_charts import BASE_LAYOUT, waterfall_figure
 from forecasting.waterfall import Waterfall
-from reviews.analysis_charts import attribution_figure
+from reviews.analysis_charts import attribution_figure, monthly_bars
 from reviews.models import Review
 
-PALETTE = ("#1d4ed8", "#059669", "#d97706", "#7c3aed", "#dc2626", "#0891b2")
 
-
-def _f(value) -> float:
-    return float(value or 0)
-
-
-def usage_figure(series: list[dict]) -> dict:
-    data = [
-        {
-            "type": "bar",
-            "name": s["label"],
-            "x": s["months"],
-            "y": [_f(v) for v in s["revenue"]],
-            "marker": {"color": PALETTE[i % len(PALETTE)]},
-            "customdata": s["accounts"],
-            "hovertemplate": "%{x|%Y-%m}: $%{y:,.0f} from %{customdata} accounts<extra>" + s["label"] + "</extra>",
-        }
-        for i, s in enumerate(series)
-    ]
-    return {
-        "data": data,
-        "layout": {
-            **BASE_LAYOUT,
-            "height": 280,
-            "barmode": "group",
-            "title": {"text": "Monthly revenue of the usage cited", "font": {"size": 14}},
-            "yaxis": {"tickprefix": "$", "tickformat": ",.3s"},
-            "xaxis": {"type": "date", "tickformat": "%Y-%m", "dtick": "M1"},
-        },
-    }
+def usage_figure(series: list[dict], *, as_of: dt.date | None = None) -> dict:
+    """A decision's monthly revenue evidence; the month ``as_of`` falls in is marked partial
+    when the evidence stops before its end."""
+    months = [dt.date.fromisoformat(m[:10]) for m in series[0]["months"]] if series else []
+    return monthly_bars(series, months=months, through=as_of, title="Monthly revenue of the usage cited", height=280)
 
 
 def decision_figures(decision) -> list[tuple[str, dict]]:
@@ -49,7 +24,8 @@ def decision_figures(decision) -> list[tuple[str, dict]]:
     evidence = decision.evidence or {}
     figures = []
     if evidence.get("usage"):
-        figures.append((f"decision-{decision.pk}-usage", usage_figure(evidence["usage"])))
+        as_of = dt.date.fromisoformat(evidence["as_of"]) if evidence.get("as_of") else None
+        figures.append((f"decision-{decision.pk}-usage", usage_figure(evidence["usage"], as_of=as_of)))
     for i, attribution in enumerate(evidence.get("releases", [])):
         figure = attribution_figure(attribution)
         if figure:

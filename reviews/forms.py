@@ -5,7 +5,7 @@ import re
 from django import forms
 
 from accounts.models import Account
-from reviews import services, snapshot
+from reviews import labels, services, snapshot
 from reviews.models import ActionStatus, Review
 from revops.models import User
 from usage.models import Meter, ProductRelease
@@ -82,7 +82,7 @@ class DecisionForm(forms.Form):
     def __init__(self, *args, review: Review, **kwargs):
         super().__init__(*args, **kwargs)
         features = Meter.objects.exclude(feature="").order_by("feature").values_list("feature", flat=True).distinct()
-        self.fields["features"].choices = [(f, f) for f in features]
+        self.fields["features"].choices = [(f, labels.feature(f)) for f in features]
         self.fields["releases"].queryset = ProductRelease.objects.filter(
             released_on__lte=snapshot.month_end(review.month)
         ).order_by("-released_on")

@@ -34,6 +34,7 @@ from django.db import connection
 from django.db.models import Max
 
 from comp.models import Plan, PlanType, PlanVersion
+from reviews import labels
 from usage.models import DailyRollup
 from usage.signals.metrics import compound_monthly_growth
 
@@ -45,7 +46,7 @@ ZERO = Decimal(0)
 METHOD = (
     "Pilot accounts against comparable accounts outside the pilot, over the pilot window to date. "
     "Comparable: same segment as a pilot account, with revenue in the 90 days before the window above $0 and "
-    "between ×0.5 of the smallest and ×2 of the largest pilot account of that segment over those 90 days. "
+    "between half the smallest and twice the largest pilot account of that segment over those 90 days. "
     "Net-new consumption: revenue in the window minus revenue in as many days just before it. "
     "Expansion velocity: compounded monthly growth of run rate over the window — revenue in its last 30 days "
     "against the 30 days before it starts, (now ÷ then)^(30 ÷ days) − 1; none without revenue in those 30 days "
@@ -71,6 +72,10 @@ class PilotAccount:
     @property
     def net_new(self) -> Decimal:
         return self.revenue_in_window - self.revenue_before
+
+    @property
+    def segment_label(self) -> str:
+        return labels.segment(self.segment)
 
 
 @dataclass(frozen=True)

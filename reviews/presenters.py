@@ -1,9 +1,12 @@
-"""The snapshot's metric table as display rows: formatting only, from the frozen strings."""
+"""The snapshot's metric table as display rows, and other frozen values as they are shown:
+formatting only, from the frozen strings."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
+from reviews.labels import partial_label
 from revops.templatetags.fmt import money_short, pct
 
 # key → how its frozen value is shown
@@ -69,3 +72,14 @@ def metrics_table(snapshot: dict) -> tuple[list[Column], list[Row]]:
             )
         )
     return columns, rows
+
+
+def evidence_partial(evidence: dict | None) -> str:
+    """ "partial: 14 of 30 days" when a decision's monthly usage evidence stops inside its
+    last month (a review of a month still running), else ""."""
+    evidence = evidence or {}
+    usage = evidence.get("usage") or []
+    if not usage or not evidence.get("as_of") or not usage[0].get("months"):
+        return ""
+    last = dt.date.fromisoformat(usage[0]["months"][-1][:10])
+    return partial_label(last, dt.date.fromisoformat(evidence["as_of"]))

@@ -18,8 +18,9 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from accounts.access import accounts_visible_to
 from accounts.models import Account, Activity
-from reviews import snapshot
+from reviews import labels, snapshot
 from reviews.models import (
     MAX_DECISIONS,
     MAX_PATTERNS,
@@ -56,6 +57,21 @@ ANALYSIS_ROLES = frozenset({Role.LEADER, Role.FINANCE, Role.PRODUCT, Role.ADMIN}
 
 def can_analyse(user: User) -> bool:
     return user.role in ANALYSIS_ROLES
+
+
+def linkable_accounts(user: User, review: Review, patterns: Sequence[SalesPattern]) -> frozenset[str]:
+    """External ids of the accounts a review cites (movers, patterns and their activities)
+    that ``user`` may open: the account page's own check (``accounts_visible_to``), in one
+    query. The review shows the others as plain text, never a link into a 404."""
+    cited = {m["external_id"] for rows in (review.snapshot or {}).get("movers", {}).values() for m in rows}
+    for pattern in patterns:
+        evidence = pattern.evidence or {}
+        cited |= {a["external_id"] for a in evidence.get("accounts", [])}
+        cited |= {a["external_id"] for a in evidence.get("activities", []) if a.get("external_id")}
+    if not cited:
+        return frozenset()
+    visible = accounts_visible_to(user, on=timezone.localdate()).filter(external_id__in=cited)
+    return frozenset(visible.values_list("external_id", flat=True))
 
 
 def can_open(user: User) -> bool:
@@ -224,7 +240,7 @@ def usage_evidence(meters: Sequence[Meter], features: Sequence[str], *, as_of: d
         months.append(day)
         day = (day + dt.timedelta(days=32)).replace(day=1)
     series: list[tuple[str, str, Q]] = [(f"Meter {m.name}", m.key, Q(meter=m)) for m in meters]
-    series += [(f"Feature {f}", f, Q(meter__feature=f)) for f in features]
+    series += [(f"Feature {labels.feature(f)}", f, Q(meter__feature=f)) for f in features]
     out = []
     for label, key, condition in series:
         rows = (
@@ -355,7 +371,8 @@ def finalize_problems(review: Review) -> list[str]:
 
 @transaction.atomic
 def finalize(review: Review, user: User, *, summary: str = "") -> Review:
-    """Lock the review: from here on it reads exactly as it is now."""
+    """Lock the review: from here on it reads exactly as it is now (with the month's
+    forecast, when it froze none on opening and one has been made since)."""
     _require(can_finalize(user, review))
     review = _editable(review)
     problems = finalize_problems(review)
@@ -365,7 +382,9 @@ def finalize(review: Review, user: User, *, summary: str = "") -> Review:
     review.finalized_by = user
     review.finalized_at = timezone.now()
     review.summary = summary
-    review.save(update_fields=["status", "finalized_by", "finalized_at", "summary"])
+    # A forecast made for the month after the review was opened (a backfill) is kept with it.
+    review.snapshot = snapshot.with_forecast(review.snapshot, review.month)
+    review.save(update_fields=["status", "finalized_by", "finalized_at", "summary", "snapshot"])
     return review
 
 

@@ -104,7 +104,7 @@ def _waterfall(month: dt.date, as_of: dt.date) -> dict:
             "new_logo_commitments": _s(result.new_logo_commitments),
             "expansion_commitments": _s(result.expansion_commitments),
             "committed": _s(result.committed),
-            "realization_gap": _s(result.realization_gap),
+            "run_rate_gap": _s(result.run_rate_gap),
             "actual": _s(result.actual),
         },
         "target": {
@@ -118,9 +118,16 @@ def _waterfall(month: dt.date, as_of: dt.date) -> dict:
     }
 
 
-def _forecast(as_of: dt.date) -> dict | None:
-    """The company forecast made on the snapshot day (or the newest before it)."""
-    day = AccountForecast.objects.filter(as_of__lte=as_of).aggregate(day=Max("as_of"))["day"]
+def forecast_day(month: dt.date) -> dt.date | None:
+    """The as-of day of the newest forecast snapshot made on or before the month's last day."""
+    return AccountForecast.objects.filter(as_of__lte=month_end(month)).aggregate(day=Max("as_of"))["day"]
+
+
+def forecast_for(month: dt.date) -> dict | None:
+    """The company forecast of the newest snapshot made on or before the month's last day
+    (None when no forecast had been made by then), as the review stores it. Forecast
+    snapshots never change once made, so reading one later gives what it said then."""
+    day = forecast_day(month)
     if day is None:
         return None
     totals = rollups.rolled_totals(Account.objects.all(), as_of=day)
@@ -137,6 +144,28 @@ def _forecast(as_of: dt.date) -> dict | None:
             for h, t in totals.totals.items()
         },
     }
+
+
+def review_forecast(review) -> tuple[dict | None, bool]:
+    """(the forecast a review shows, whether it was found after the review was opened).
+
+    A review shows the forecast it froze. One opened before any forecast of its month
+    existed (forecasts can be backfilled for past days) shows the newest snapshot made on
+    or before the month's last day, and says it was found later."""
+    frozen = (review.snapshot or {}).get("forecast")
+    if frozen:
+        return frozen, bool(review.snapshot.get("forecast_found_later"))
+    found = forecast_for(review.month)
+    return found, found is not None
+
+
+def with_forecast(frozen: dict, month: dt.date) -> dict:
+    """The snapshot with the month's forecast added when it froze none (on finalizing: a
+    final review then keeps the forecast it was finalized with)."""
+    if frozen.get("forecast"):
+        return frozen
+    found = forecast_for(month)
+    return frozen if found is None else {**frozen, "forecast": found, "forecast_found_later": True}
 
 
 def _movers(as_of: dt.date) -> dict[str, list[dict]]:
@@ -185,6 +214,6 @@ def freeze(month: dt.date) -> tuple[dt.date, dict]:
         "previous_as_of": _s(previous),
         "previous_metrics": _portfolio(previous),
         **_waterfall(month, as_of),
-        "forecast": _forecast(as_of),
+        "forecast": forecast_for(month),
         "movers": _movers(as_of),
     }

@@ -9,7 +9,8 @@ app_name = "reviews"
 urlpatterns = [
     path("", reviews.index, name="index"),
     path("open/", reviews.open_review, name="open"),
-    # Analysis: release attribution and pilot reports.
+    # Analysis: the product page, release attribution and pilot reports.
+    path("analysis/product/", analysis.product_page, name="analysis_product"),
     path("analysis/releases/", analysis.releases, name="analysis_releases"),
     path("analysis/releases/<int:release_id>/", analysis.release_attribution, name="analysis_release"),
     path("analysis/pilots/", analysis.pilot_plans, name="analysis_pilots"),

@@ -44,6 +44,10 @@ NAV_ITEMS: tuple[NavItem, ...] = (
         "/forecasts/",
     ),
     NavItem("Planning", "forecasting:cohorts", frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN}), "/planning/"),
+    # Product managers' usage, adoption and release verdicts (reviews' analysis pages).
+    NavItem(
+        "Product", "reviews:analysis_product", frozenset({Role.PRODUCT, Role.LEADER, Role.ADMIN}), "/reviews/analysis/"
+    ),
     NavItem("Reviews", "reviews:index", EVERYONE, "/reviews/"),
     NavItem("People", "people", EVERYONE, "/people/"),
     NavItem("Data", "usage:imports", frozenset({Role.FINANCE, Role.ADMIN}), "/data/"),

@@ -1,8 +1,10 @@
-"""Analysis pages for the monthly review: attribution of usage to product releases and
-pilot reports (docs/metrics.md#review-attribution, #review-pilots).
+"""Analysis pages for the monthly review: the product managers' usage and adoption page,
+attribution of usage to product releases and pilot reports (docs/metrics.md#review-product,
+#review-attribution, #review-pilots).
 
-Each view checks the role, validates its query parameters with a form, calls one
-selector (``reviews.attribution`` / ``reviews.pilots``) and renders. GET only.
+Each view checks the role, validates its query parameters with a form, calls its
+selectors (``reviews.product`` / ``reviews.attribution`` / ``reviews.pilots``) and renders.
+GET only.
 """
 
 from __future__ import annotations
@@ -15,13 +17,46 @@ from django.views.decorators.http import require_GET
 
 from accounts.models import Segment
 from comp.models import Plan, PlanType
-from reviews import analysis_charts, attribution, pilots, services
+from reviews import analysis_charts, attribution, pilots, product, services
 from usage.models import ProductRelease
 
 
 def _require_analyst(request: HttpRequest) -> None:
     if not services.can_analyse(request.user):
         raise PermissionDenied
+
+
+MONTHS_MESSAGE = f"Show a whole number of months from {product.MIN_MONTHS} to {product.MAX_MONTHS}."
+
+
+class ProductForm(forms.Form):
+    months = forms.IntegerField(
+        label="Months",
+        required=False,
+        min_value=product.MIN_MONTHS,
+        max_value=product.MAX_MONTHS,
+        help_text=f"Calendar months to show, the last one the newest with usage; default {product.DEFAULT_MONTHS}.",
+        error_messages={"invalid": MONTHS_MESSAGE, "min_value": MONTHS_MESSAGE, "max_value": MONTHS_MESSAGE},
+        widget=forms.NumberInput(attrs={"placeholder": str(product.DEFAULT_MONTHS)}),
+    )
+
+
+@require_GET
+def product_page(request: HttpRequest) -> HttpResponse:
+    """Usage and adoption by meter and feature over time, and the latest releases' verdicts."""
+    _require_analyst(request)
+    form = ProductForm(request.GET)
+    context: dict = {"form": form, "as_of": product.latest_usage_day()}
+    if form.is_valid() and context["as_of"]:
+        as_of = context["as_of"]
+        usage = product.product_usage(as_of=as_of, months=form.cleaned_data["months"] or product.DEFAULT_MONTHS)
+        context.update(
+            usage=usage,
+            figures=analysis_charts.product_figures(usage),
+            verdicts=product.latest_release_verdicts(as_of=as_of),
+            default_window=attribution.DEFAULT_WINDOW_DAYS,
+        )
+    return render(request, "reviews/product.html", context)
 
 
 @require_GET

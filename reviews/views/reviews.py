@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from reviews import charts, forms, presenters, services
+from reviews import charts, forms, presenters, services, snapshot
 from reviews.models import ActionItem, ProductDecision, Review, SalesPattern
 
 
@@ -74,14 +74,22 @@ def _detail_context(request: HttpRequest, review: Review) -> dict:
     decisions = list(review.decisions.all())
     for decision in decisions:
         decision.figures = charts.decision_figures(decision)
+        decision.partial_month = presenters.evidence_partial(decision.evidence)
     metric_columns, metric_rows = presenters.metrics_table(review.snapshot)
+    forecast, forecast_found_later = snapshot.review_forecast(review)
+    patterns = list(review.patterns.all())
     return {
         "review": review,
         "s": review.snapshot,
+        "forecast": forecast,
+        "forecast_found_later": forecast_found_later,
+        "forecast_cutoff": snapshot.month_end(review.month),
+        # Cited accounts link to their page only for readers that page would show them to.
+        "linked_accounts": services.linkable_accounts(user, review, patterns),
         "metric_columns": metric_columns,
         "metric_rows": metric_rows,
         "waterfall_figure": charts.review_waterfall(review),
-        "patterns": list(review.patterns.all()),
+        "patterns": patterns,
         "decisions": decisions,
         "actions": list(review.actions.select_related("carried_from__review").all()),
         "can_edit_sales": services.can_edit_sales(user, review),

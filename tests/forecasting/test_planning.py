@@ -270,7 +270,7 @@ def test_waterfall_reproduces_the_domain_example(domain_example):
     assert (result.new_logo_commitments, result.expansion_commitments) == (D("21900.00"), D("0.00"))
     assert result.committed == D("51100.00")
     assert result.actual == D("40150.00")
-    assert result.realization_gap == D("10950.00")
+    assert result.run_rate_gap == D("10950.00")
     assert (result.committed_growth, result.actual_growth) == (D("0.4000"), D("0.1000"))
 
 
@@ -338,7 +338,7 @@ def test_waterfall_page_shows_the_gap_and_the_stacked_target(domain_example, fin
     assert response.status_code == 200
     assert "Start run rate $36,500" in page
     assert "= Committed $51,100 (+40.0% growth)" in page
-    assert "− Realization gap $10,950" in page
+    assert "− Run-rate gap $10,950 per year" in page
     assert "= Actual run rate $40,150 (+10.0% growth)" in page
     assert '"type": "waterfall"' in response.content.decode()
     # Stacked target row: SMB, ramp window 90 days (no cohort has levelled off) … 51,100 vs 21,900.

@@ -10,6 +10,7 @@ import pytest
 from accounts.models import Account, Activity, ActivityKind, OwnerRole, Ownership, Segment
 from comp.models import Plan, PlanType, PlanVersion
 from revops.models import Role
+from tests.factories import UserFactory
 from usage.models import DailyRollup, Meter, MeterTier, ProductRelease
 from usage.signals.services import refresh_metrics
 
@@ -95,8 +96,10 @@ def finance(make_user, with_totp):
 def hand_worked(make_account, daily, base_meter, release_meter, release):
     """Window 7 days. Everyone spends $100 a day on the base meter for the 14 days.
     Adopters A1–A5 add 10, 20, 30, 40, 50 a day on the release meter from the release day:
-    changes 10..50, mean 30. Non-adopters N1–N5 raise their base meter by 0, 0, 5, 5, 10
-    after the release: mean 4. Estimate 30 − 4 = $26 a day, 26% of adopters' $100."""
+    relative changes +10% … +50%. Non-adopters N1–N5 raise their base meter by 0, 0, 5, 5,
+    10 after the release. All are mid-market and the same size, so every adopter is matched
+    to all five, whose change together is 520 ÷ 500 − 1 = +4%. Effects +6 … +46 points,
+    equal weights: the estimate is +26 points."""
     for k, extra in enumerate((10, 20, 30, 40, 50), start=1):
         account = make_account(f"a{k}")
         daily(account, base_meter, RELEASED_ON - dt.timedelta(days=7), [100] * 14)
@@ -205,3 +208,22 @@ def build_review_company(ae, *, notes=("Call 0", "Call 1", "Call 2"), refreshed=
     release = ProductRelease.objects.create(released_on=dt.date(2026, 9, 15), name="Batch API", features=["api"])
     release.meters.add(meter)
     return {"meter": meter, "accounts": accounts, "activities": activities, "release": release}
+
+
+@pytest.fixture
+def people(db, with_totp):
+    """One person of each role that takes part in a review (the review workflow tests)."""
+    finance = UserFactory(role=Role.FINANCE, name="Finn Ance")
+    with_totp(finance)  # finance must have a second factor, or every page sends them to set one up
+    return {
+        "leader": UserFactory(role=Role.LEADER, name="Lena Leader"),
+        "finance": finance,
+        "product": UserFactory(role=Role.PRODUCT, name="Pat Product"),
+        "ae": UserFactory(role=Role.AE, name="Avery Exec"),
+        "csm": UserFactory(role=Role.CSM, name="Casey Success"),
+    }
+
+
+@pytest.fixture
+def company(people):
+    return build_review_company(people["ae"])

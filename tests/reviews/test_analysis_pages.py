@@ -1,4 +1,4 @@
-"""The analysis pages: release attribution and pilot reports."""
+"""The analysis pages: product usage, release attribution and pilot reports."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from django.test import Client
 
 from .conftest import END, RELEASED_ON, make_pilot
 
-RELEASE_PAGES = ("/reviews/analysis/releases/", "/reviews/analysis/releases/{release}/")
+PRODUCT_PAGE = "/reviews/analysis/product/"
+RELEASE_PAGES = (PRODUCT_PAGE, "/reviews/analysis/releases/", "/reviews/analysis/releases/{release}/")
 PILOT_PAGES = ("/reviews/analysis/pilots/", "/reviews/analysis/pilots/{plan}/")
 
 
@@ -43,31 +44,48 @@ def test_leaders_product_managers_and_finance_see_them(urls, leader, product, fi
             assert client_for(user).get(url).status_code == 200, url
 
 
-def test_release_list_links_each_release(hand_worked, product):
+def test_release_list_links_each_release(hand_worked, product, release_meter):
+    hand_worked.meters.add(release_meter)
+    hand_worked.features = ["agents", "batch-api"]
+    hand_worked.save()
     response = client_for(product).get("/reviews/analysis/releases/")
     assert f'href="/reviews/analysis/releases/{hand_worked.pk}/"' in response.content.decode()
-    assert "2026-03-01 Agents GA" in text(response)
+    # Meter names and feature labels, not keys.
+    assert "2026-03-01 Agents GA Agent runs Agents Batch API" in text(response)
+    assert "agent-runs" not in text(response)
 
 
-def test_release_page_shows_the_estimate_interval_chart_and_method(hand_worked, leader):
+def test_release_page_gives_the_verdict_the_matched_groups_chart_and_method(hand_worked, leader):
     response = client_for(leader).get(f"/reviews/analysis/releases/{hand_worked.pk}/?window=7")
     page = text(response)
 
     assert response.status_code == 200
-    assert "Adopting changed revenue by $26.00 a day per account (+26.0% of adopters' daily revenue before)" in page
-    assert "90% confidence interval: $" in page
-    assert "Adopters 5 $100.00 $130.00 $30.00" in page
-    assert "Non-adopters 5 $100.00 $104.00 $4.00" in page
-    assert "Difference in differences, adopters vs non-adopters, the 7 days before" in page
-    assert "before 2026-02-22 → 2026-02-28 · after 2026-03-01 → 2026-03-07" in page
-    assert '"type": "scatter"' in response.content.decode()
+    assert "Verdict +26.0% (90% CI +10.9% to +41.1%)." in page
+    assert (
+        "Adopters' revenue changed +30.0% against +4.0% for their matched comparison accounts: "
+        "an effect of +26.0 pts of their revenue before the release." in page
+    )
+    assert "5 adopters, 5 matched with 5 comparison accounts (of 5 non-adopters with revenue before)." in page
+    assert "Matched adopters 5 $100.00 $130.00 +30.0%" in page
+    assert "Matched comparison 5 $100.00 $104.00 +4.0%" in page
+    assert "Effect (adopters − comparison) +26.0 pts" in page
+    assert "standard error 7.07 pts, t = 2.1318 at 4 degrees of freedom." in page
+    assert "Adopters against matched comparison accounts, each account's relative change" in page
+    assert "Meters: Agent runs · All segments · before 2026-02-22 → 2026-02-28 · after 2026-03-01 → 2026-03-07" in page
+    # Accounts by segment label, with each adopter's matches and effect.
+    assert "A1 a1 Mid-market 2026-03-01 $100.00 $110.00 +10.0% 5 +4.0% +6.0 pts" in page
+    assert "N3 n3 Mid-market $100.00 $105.00 +5.0%" in page
+    assert "mid-market" not in page and "agent-runs" not in page
+    body = response.content.decode()
+    assert '"type": "scatter"' in body and "share of the level before the release" in body
 
 
-def test_release_page_says_when_a_group_is_too_small(hand_worked, leader, make_account, daily, base_meter):
+def test_release_page_says_when_there_are_too_few_to_judge(hand_worked, leader, make_account, daily, base_meter):
     response = client_for(leader).get(f"/reviews/analysis/releases/{hand_worked.pk}/?window=7&segment=smb")
     page = text(response)
-    assert "Not enough adopters to estimate (0; at least 5 needed)." in page
-    assert "No estimate." in page
+    assert "Too few to judge: 0 matched adopters and 0 comparison accounts (at least 5 of each needed)." in page
+    assert "Too few matched adopters to judge (0; at least 5 needed)." in page
+    assert "Meters: Agent runs · SMB ·" in page
 
 
 @pytest.mark.parametrize("window", ["abc", "3", "365", "7.5"])
@@ -78,7 +96,7 @@ def test_a_bad_window_is_a_clear_message_not_an_error(hand_worked, leader, windo
     assert response.status_code == 200
     assert "The window must be a whole number of days from 7 to 90." in page
     assert "Select a valid choice." in page
-    assert "Adopting changed revenue" not in page
+    assert "Verdict" not in page
 
 
 def test_unknown_release_or_plan_is_404(db, leader):
@@ -96,10 +114,11 @@ def test_pilot_pages_list_and_report(pilot_world, leader):
     assert "Accounts 3 3" in page
     assert "Net-new consumption (total) $6,420 $630" in page
     assert "Median net-new per account $2,520 $0 $2,520" in page
-    assert "Median expansion velocity (a month) +10.0% 0.0% 10.0% pts" in page
+    assert "Median expansion velocity (a month) +10.0% 0.0% +10.0 pts" in page
     assert "Median activities per account 1 0 1" in page
     assert "Pilot accounts (3)" in page and "Comparison accounts (3)" in page
-    assert "P1 p1 mid-market $9,000 $6,000 $8,640 $2,640 +20.0% 3" in page
+    assert "P1 p1 Mid-market $9,000 $6,000 $8,640 $2,640 +20.0% 3" in page
+    assert "half the smallest and twice the largest" in page
 
 
 def test_page_query_counts_do_not_grow_with_accounts(

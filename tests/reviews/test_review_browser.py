@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from accounts.models import Activity
+from accounts.models import Activity, OwnerRole, Ownership
 from reviews import services
 from reviews.models import ActionItem, ActionStatus, Review, ReviewStatus
 from revops.models import Role
-from revops.templatetags.fmt import money_short
+from revops.templatetags.fmt import money, money_short
 from tests.browser import DEFAULT_TIMEOUT_MS, log_in, screenshot
 from tests.factories import UserFactory
 from tests.reviews.conftest import build_review_company
@@ -268,3 +269,35 @@ def test_leader_marks_an_action_done_in_place_with_htmx(logged_in_page, live_ser
 
     page.reload()
     expect(page.locator(f"#action-{item.pk}").get_by_label("Status of Price batch calls")).to_have_value("done")
+
+
+def test_top_mover_amounts_are_whole_and_inside_their_column(logged_in_page, live_server):
+    """Long account names and three owners each: the account cell wraps and every amount
+    (the full figure, "+$118,893") stays inside its half of the section."""
+    leader = UserFactory(role=Role.LEADER, name="Lena Leader", email="lena@example.test")
+    ae = UserFactory(role=Role.AE, name="Avery Exec")
+    company = _company(ae)
+    for i, account in enumerate(company["accounts"], start=1):
+        account.name = f"Consolidated Interplanetary Logistics and Holdings Division {i}"
+        account.save(update_fields=["name"])
+        for role, name in ((OwnerRole.CSM, "Casey Success-Longname"), (OwnerRole.EXPAND_AE, "Sam Patel-Longname")):
+            Ownership.objects.create(
+                account=account, person=UserFactory(name=f"{name} {i}"), role=role, start_on=dt.date(2026, 8, 1)
+            )
+    review = services.open_review(OCT, leader)
+    expected = [f"+{money(Decimal(m['net_new_arr']))}" for m in review.snapshot["movers"]["up"]]
+
+    page = logged_in_page(leader)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/reviews/2026-10/")
+    amounts = page.locator("table.movers-up td.amount")
+    expect(amounts).to_have_text(expected)
+    overflow = page.evaluate(
+        """() => Array.from(document.querySelectorAll('table.review-movers td.amount')).map(td => {
+            const column = td.closest('.review-grid > *').getBoundingClientRect();
+            const cell = td.getBoundingClientRect();
+            return {right: cell.right - column.right, clipped: td.scrollWidth - td.clientWidth};
+        })"""
+    )
+    assert overflow and all(o["right"] <= 0.5 and o["clipped"] <= 0 for o in overflow), overflow
+    screenshot(page, "review-top-movers")

@@ -14,32 +14,11 @@ from django.test import Client
 from accounts.models import Account, Activity
 from reviews import services
 from reviews.models import ActionItem, ActionStatus, ReviewStatus, SalesPattern
-from revops.models import Role
-from tests.factories import UserFactory
-from tests.reviews.conftest import build_review_company
 from usage.models import DailyRollup, PortfolioMetrics
 from usage.signals.services import refresh_metrics
 
 OCT = dt.date(2026, 10, 1)
 NOV = dt.date(2026, 11, 1)
-
-
-@pytest.fixture
-def people(db, with_totp):
-    finance = UserFactory(role=Role.FINANCE, name="Finn Ance")
-    with_totp(finance)  # finance must have a second factor, or every page sends them to set one up
-    return {
-        "leader": UserFactory(role=Role.LEADER, name="Lena Leader"),
-        "finance": finance,
-        "product": UserFactory(role=Role.PRODUCT, name="Pat Product"),
-        "ae": UserFactory(role=Role.AE, name="Avery Exec"),
-        "csm": UserFactory(role=Role.CSM, name="Casey Success"),
-    }
-
-
-@pytest.fixture
-def company(people):
-    return build_review_company(people["ae"])
 
 
 def _fill(review, people, company, *, patterns=2, decisions=1):
@@ -156,7 +135,7 @@ def test_a_pattern_cites_activities_and_their_accounts_and_a_decision_needs_usag
         releases=[company["release"]],
     )
     usage = decision.evidence["usage"][0]
-    assert usage["label"] == "Feature api"
+    assert usage["label"] == "Feature API"
     assert usage["months"][-1] == "2026-10-01"
     # October: accounts 1..3 spend 100·i + k for k = 61..91 (days since 2026-08-01).
     october = sum(100 * i + k for i in (1, 2, 3) for k in range(61, 92))

@@ -131,6 +131,7 @@ def cells(w: dict) -> list[Cell]:
         # reviews
         Cell("reviews:index", "/reviews/", EVERYONE),
         Cell("reviews:open", "/reviews/open/", COMPANY, "post"),
+        Cell("reviews:analysis_product", "/reviews/analysis/product/", ALL_ACCOUNTS),
         Cell("reviews:analysis_releases", "/reviews/analysis/releases/", ALL_ACCOUNTS),
         Cell("reviews:analysis_release", f"/reviews/analysis/releases/{w['release']}/", ALL_ACCOUNTS),
         Cell("reviews:analysis_pilots", "/reviews/analysis/pilots/", ALL_ACCOUNTS),
@@ -198,7 +199,10 @@ def _world() -> dict:
     # The AE's own account is not the CSM's; the other account is neither's.
     own = mine.filter(parent__isnull=True).exclude(pk__in=csms).order_by("external_id").first()
     other = Account.objects.exclude(pk__in=mine).exclude(pk__in=csms).order_by("external_id").first()
-    own_alert = Alert.objects.filter(account__in=mine, owner__role=Role.CSM).order_by("pk").first()
+    # On the AE's book, a CSM's to work and not escalated to the AE (who could then act on it).
+    own_alert = (
+        Alert.objects.filter(account__in=mine, owner__role=Role.CSM).exclude(escalated_to=ae).order_by("pk").first()
+    )
     other_alert = (
         Alert.objects.exclude(account__in=mine).exclude(owner__team=people[Role.CSM].team).order_by("pk").first()
     )

@@ -43,7 +43,9 @@ def test_ae_logs_in_sees_their_home_and_logs_out(page: Page, live_server, ae):
     expect(who.locator(".badge")).to_have_text("Account executive")
     expect(page.get_by_text("Account executive · your book of accounts")).to_be_visible()
     nav = page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link")).to_have_text(["Home", "Book", "Statements", "Forecast", "Reviews", "People"])
+    expect(nav.get_by_role("link")).to_have_text(
+        ["Home", "Book", "Opportunities", "Statements", "Forecast", "Reviews", "People"]
+    )
     expect(nav.get_by_role("link", name="Home")).to_have_attribute("aria-current", "page")
 
     who.get_by_role("button", name="Log out").click()
@@ -142,31 +144,35 @@ def test_each_role_lands_on_its_home_page(logged_in_page, make_user, team, with_
     expect(page.locator(".card").filter(has_text="Your team")).to_contain_text("Tess Mate")
     nav = page.get_by_role("navigation", name="Main").get_by_role("link")
     expected = {
-        Role.AE: ["Home", "Book", "Statements", "Forecast", "Reviews", "People"],
-        Role.CSM: ["Home", "Alerts", "Book", "Statements", "Forecast", "Reviews", "People"],
+        Role.AE: ["Home", "Book", "Opportunities", "Statements", "Forecast", "Reviews", "People"],
+        Role.CSM: ["Home", "Alerts", "Book", "Opportunities", "Statements", "Forecast", "Reviews", "People"],
         Role.LEADER: [
             "Home",
             "Alerts",
             "Book",
+            "Opportunities",
             "Metrics",
             "Statements",
             "Comp",
             "Forecast",
             "Planning",
+            "Product",
             "Reviews",
             "People",
         ],
         Role.FINANCE: ["Home", "Metrics", "Statements", "Comp", "Forecast", "Planning", "Reviews", "People", "Data"],
-        Role.PRODUCT: ["Home", "Metrics", "Forecast", "Reviews", "People"],
+        Role.PRODUCT: ["Home", "Metrics", "Forecast", "Product", "Reviews", "People"],
         Role.ADMIN: [
             "Home",
             "Alerts",
             "Book",
+            "Opportunities",
             "Metrics",
             "Statements",
             "Comp",
             "Forecast",
             "Planning",
+            "Product",
             "Reviews",
             "People",
             "Data",
