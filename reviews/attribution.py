@@ -636,3 +636,29 @@ def _series(
             )
         points.append(SeriesPoint(offset=(day - released_on).days, day=day, adopters=adopters, comparison=comparison))
     return tuple(points)
+
+
+ATTRIBUTION_CACHE_S = 24 * 3600
+
+
+def cached_release_attribution(
+    release: ProductRelease, *, window_days: int = DEFAULT_WINDOW_DAYS, segment: str | None = None
+) -> Attribution:
+    """``release_attribution``, kept until rollups change (``usage.ingestion.rollups.rollups_version``)
+    or the release's day, meters or features do: the product page shows five of them, and
+    each reads months of rollups."""
+    from django.core.cache import cache
+
+    from usage.ingestion.rollups import rollups_version
+
+    version = rollups_version()
+    if version is None:
+        return release_attribution(release, window_days=window_days, segment=segment)
+    meters = ",".join(str(pk) for pk in sorted(release.meters.values_list("pk", flat=True)))
+    features = ",".join(sorted(release.features or []))
+    key = f"reviews:attribution:v2:{release.pk}:{release.released_on}:{meters}:{features}:{window_days}:{segment or ''}:{version}"
+    result = cache.get(key)
+    if result is None:
+        result = release_attribution(release, window_days=window_days, segment=segment)
+        cache.set(key, result, timeout=ATTRIBUTION_CACHE_S)
+    return result

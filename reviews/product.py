@@ -212,5 +212,6 @@ def latest_release_verdicts(
     analysis page's default window): one query, then three per release."""
     releases = ProductRelease.objects.filter(released_on__lte=as_of).order_by("-released_on", "name")[:limit]
     return [
-        ReleaseVerdict(release=r, result=attribution.release_attribution(r, window_days=window_days)) for r in releases
+        ReleaseVerdict(release=r, result=attribution.cached_release_attribution(r, window_days=window_days))
+        for r in releases
     ]

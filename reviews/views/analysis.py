@@ -92,7 +92,9 @@ def release_attribution(request: HttpRequest, release_id: int) -> HttpResponse:
     context: dict = {"release": release, "form": form}
     if form.is_valid():
         window = form.cleaned_data["window"] or attribution.DEFAULT_WINDOW_DAYS
-        result = attribution.release_attribution(release, window_days=window, segment=form.cleaned_data["segment"])
+        result = attribution.cached_release_attribution(
+            release, window_days=window, segment=form.cleaned_data["segment"]
+        )
         context.update(result=result, figure=analysis_charts.attribution_figure(result.as_dict()))
     return render(request, "reviews/attribution.html", context)
 

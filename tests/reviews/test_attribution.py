@@ -327,3 +327,28 @@ def test_weighted_t_interval_by_hand():
     assert t_interval([D(1)]) is None
     same = t_interval([D("0.5"), D("0.5")])
     assert (same.low, same.high, same.standard_error) == (D("0.5"), D("0.5"), D(0))
+
+
+def test_an_attribution_is_cached_until_rollups_change(db):
+    """The product page shows five attributions; each is computed once, then read from the
+    cache until a rollup write (any fold or re-price) bumps the rollups version."""
+    import datetime as dt
+
+    from django.core.cache import cache
+
+    from reviews.attribution import cached_release_attribution
+    from usage.ingestion.rollups import ROLLUPS_VERSION_KEY, _bump_rollups_version, rollups_version
+    from usage.models import ProductRelease
+
+    release = ProductRelease.objects.create(released_on=dt.date(2026, 6, 1), name="Batch v2")
+    cache.delete(ROLLUPS_VERSION_KEY)
+    first = cached_release_attribution(release)
+    before = rollups_version()
+
+    again = cached_release_attribution(release)
+    _bump_rollups_version()
+
+    assert again.as_dict() == first.as_dict()
+    assert rollups_version() == before + 1
+    key_prefix = f"reviews:attribution:v2:{release.pk}:"
+    assert cache.get(f"{key_prefix}2026-06-01:::28::{before}") is not None

@@ -104,11 +104,36 @@ def _touched_table(cursor) -> None:
     cursor.execute("TRUNCATE _reprice_months")
 
 
+ROLLUPS_VERSION_KEY = "usage:rollups-version"
+
+
+def rollups_version() -> int | None:
+    """A number that changes whenever daily rollups change (every write path re-prices, and
+    re-pricing bumps it on commit): caches of figures computed from rollups key on it.
+    None when the cache is unreachable (callers then compute without caching)."""
+    from django.core.cache import cache
+
+    cache.add(ROLLUPS_VERSION_KEY, 0, timeout=None)
+    return cache.get(ROLLUPS_VERSION_KEY)
+
+
+def _bump_rollups_version() -> None:
+    from django.core.cache import cache
+
+    try:
+        cache.add(ROLLUPS_VERSION_KEY, 0, timeout=None)
+        cache.incr(ROLLUPS_VERSION_KEY)
+    except ValueError:  # the key vanished between add and incr (evicted): start again
+        cache.set(ROLLUPS_VERSION_KEY, 1, timeout=None)
+
+
 def _reprice(cursor) -> int:
     """Re-price what ``_reprice_months`` lists; its statistics first, so the planner sizes
-    the join with DailyRollup right (a temporary table is never auto-analyzed)."""
+    the join with DailyRollup right (a temporary table is never auto-analyzed). Every
+    rollup write goes through here, so this is where caches learn that rollups changed."""
     cursor.execute("ANALYZE _reprice_months")
     cursor.execute(_REPRICE_SQL)
+    transaction.on_commit(_bump_rollups_version)
     return cursor.rowcount
 
 
