@@ -173,3 +173,20 @@ class FormSubmission(models.Model):
 
     def __str__(self) -> str:
         return str(self.token)
+
+
+class SavedView(models.Model):
+    """A list's filters and sort, saved by a person under a name (``revops.saved_views``)."""
+
+    user = models.ForeignKey("revops.User", on_delete=models.CASCADE, related_name="saved_views")
+    list_key = models.CharField(max_length=40)
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=2000, blank=True, help_text="The list's query string, without the page.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["list_key", "name"]
+        constraints = [models.UniqueConstraint(fields=["user", "list_key", "name"], name="savedview_user_list_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.list_key})"

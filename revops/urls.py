@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from revops.api import api
-from revops.views import pages
+from revops.views import pages, saved_views
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -14,6 +14,8 @@ urlpatterns = [
     path("docs/examples/<str:name>", pages.docs_example, name="docs_example"),
     path("health", pages.health_view, name="health"),
     path("favicon.ico", pages.favicon),
+    path("saved-views/", saved_views.saved_view_save, name="saved_view_save"),
+    path("saved-views/<int:view_id>/delete/", saved_views.saved_view_delete, name="saved_view_delete"),
     path("", include("usage.urls")),  # /data/, /alerts/, /book/, /metrics/, /usage/accounts/…
     path("accounts/", include("accounts.urls")),
     path("comp/", include("comp.urls")),  # /comp/plans/, /comp/statements/

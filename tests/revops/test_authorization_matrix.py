@@ -23,7 +23,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from revops.models import Role, User
+from revops.models import Role, SavedView, User
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -59,6 +59,8 @@ def cells(w: dict) -> list[Cell]:
         Cell("docs_example", "/docs/examples/people.csv", EVERYONE),
         Cell("health", "/health", EVERYONE, public=True),
         Cell("favicon.ico", "/favicon.ico", EVERYONE, public=True),
+        Cell("saved_view_save", "/saved-views/", EVERYONE, "post"),  # one's own views, on a list one may open
+        Cell("saved_view_delete", f"/saved-views/{w['saved_view']}/delete/", frozenset({Role.AE}), "post"),
         # usage: data in
         Cell("usage:imports", "/data/imports/", DATA),
         Cell("usage:import_job", f"/data/imports/{w['job']}/", DATA),
@@ -245,6 +247,8 @@ def _world() -> dict:
         "own_account": own.external_id,
         "other_account": other.external_id,
         "own_alert": own_alert.pk,
+        # the AE's: anyone else's delete is a 404 (each identity posts to a view it does not own)
+        "saved_view": SavedView.objects.create(user=ae, list_key="book", name="Mine", query="sort=burn").pk,
         "other_alert": other_alert.pk,
         "period": f"{ae_line.period:%Y-%m}",
         "ae_line": ae_line.pk,
