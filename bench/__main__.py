@@ -19,15 +19,29 @@ from bench import common
 
 # bulk_import leaves the 10M-event database that rollup_fold reuses; api_ingest runs on it after.
 # metrics_refresh, comp_run and forecast_run generate their own databases (revops_bench_metrics,
-# revops_bench_comp, revops_bench_forecast).
-BENCHES = ("bulk_import", "rollup_fold", "api_ingest", "seed_demo", "metrics_refresh", "comp_run", "forecast_run")
+# revops_bench_comp, revops_bench_forecast); faults drops and re-creates revops_bench_faults.
+BENCHES = (
+    "bulk_import",
+    "rollup_fold",
+    "api_ingest",
+    "seed_demo",
+    "metrics_refresh",
+    "comp_run",
+    "forecast_run",
+    "faults",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help=f"Comma-separated subset of {', '.join(BENCHES)}.")
     parser.add_argument("--skip", default="", help="Comma-separated benchmarks to leave out.")
-    parser.add_argument("--events", type=int, default=None, help="bulk_import: CSV rows (default 10,000,000).")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="bulk_import: CSV rows (default 10,000,000); faults: events sent (default 1,000,000).",
+    )
     parser.add_argument("--histories", default=None, help="rollup_fold: history sizes (default 1000000,10000000).")
     parser.add_argument("--duration", type=float, default=None, help="api_ingest: measured seconds (default 30).")
     parser.add_argument(
@@ -61,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "metrics_refresh": ["--reuse"] if args.reuse_metrics else [],
         "comp_run": ["--reuse"] if args.reuse_comp else [],
         "forecast_run": ["--reuse"] if args.reuse_forecast else [],
+        "faults": ["--events", str(args.events)] if args.events else [],
     }
 
     rows: list[common.Row] = []

@@ -83,14 +83,18 @@ def bench_env(url: str, **extra: str) -> dict[str, str]:
 _setup_url: str | None = None
 
 
-def setup(url: str | None = None, *, migrate: bool = True) -> str:
-    """Point this process at ``url`` (created when missing), set Django up and migrate."""
+def setup(url: str | None = None, *, migrate: bool = True, env: dict[str, str] | None = None) -> str:
+    """Point this process at ``url`` (created when missing), set Django up and migrate.
+
+    ``env`` adds to or overrides ``bench_env``'s variables (a real broker instead of the
+    in-process queue, a Redis of the bench's own).
+    """
     global _setup_url
     url = url or database_url()
     if _setup_url is not None:
         assert url == _setup_url, "one database per bench process"
         return url
-    os.environ.update({k: v for k, v in bench_env(url).items() if k not in ("PYTHONUNBUFFERED",)})
+    os.environ.update({k: v for k, v in bench_env(url, **(env or {})).items() if k not in ("PYTHONUNBUFFERED",)})
     create_database(url)
     if str(BASE_DIR) not in sys.path:
         sys.path.insert(0, str(BASE_DIR))

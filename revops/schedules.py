@@ -41,11 +41,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=6, minute=0),
         "options": {"expires": 6 * 3600},
     },
-    # Import jobs whose worker died mid-run (no heartbeat for minutes) are sent again.
+    # The minute sweep: import jobs whose worker died mid-run (no heartbeat for minutes), or
+    # whose task was never sent (queued over a minute), are sent again; the claim decides.
     "usage-requeue-stale-imports": {
         "task": "usage.tasks.requeue_stale_import_jobs",
-        "schedule": 300.0,
-        "options": {"expires": 240},
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
     # One-time form tokens (double-submit protection) older than two days.
     "revops-forget-old-submissions": {

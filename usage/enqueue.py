@@ -81,7 +81,7 @@ def enqueue_assignment_notice(*, alert_ids: list[int], assignee_id: int, by_id: 
     """Tell the person alerts were assigned to (email, and their team's Slack)."""
     try:
         current_app.send_task(
-            NOTIFY_ASSIGNMENT_TASK, args=[alert_ids, assignee_id, by_id], expires=24 * 3600, retry=False
+            NOTIFY_ASSIGNMENT_TASK, args=[alert_ids, assignee_id, by_id], expires=24 * 3600, **SEND_OPTIONS
         )
     except Exception:
         logger.exception("could not send the assignment notice for alerts %s", alert_ids)

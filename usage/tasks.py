@@ -59,7 +59,11 @@ def requeue_stale_import_jobs() -> list[int]:
     """Safety net for jobs whose task is gone too: re-send the stale ones (the claim decides)."""
     stale = import_jobs_stale()
     for job_id in stale:
-        run_import_job.delay(job_id)
+        # No result to wait for, one quick reconnect: never blocks on a broker that went
+        # away mid-sweep (the next sweep sends what this one could not).
+        run_import_job.apply_async(
+            args=[job_id], ignore_result=True, retry=True, retry_policy={"max_retries": 1, "interval_start": 0}
+        )
     return stale
 
 

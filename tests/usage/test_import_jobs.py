@@ -92,7 +92,7 @@ def test_the_task_retries_while_the_job_looks_alive_then_runs_it(job, acme, mete
 
 def test_the_sweep_resends_only_stale_jobs(job, acme, meter, monkeypatch):
     sent = []
-    monkeypatch.setattr(run_import_job, "delay", sent.append)
+    monkeypatch.setattr(run_import_job, "apply_async", lambda args, **options: sent.append(args[0]))
     crashed(job, heartbeat_age=dt.timedelta(seconds=5))
 
     assert requeue_stale_import_jobs() == [] and sent == []
@@ -103,7 +103,7 @@ def test_the_sweep_resends_only_stale_jobs(job, acme, meter, monkeypatch):
 
 def test_a_queued_job_whose_task_was_never_sent_is_sent_by_the_sweep(job, monkeypatch):
     sent = []
-    monkeypatch.setattr(run_import_job, "delay", sent.append)
+    monkeypatch.setattr(run_import_job, "apply_async", lambda args, **options: sent.append(args[0]))
 
     assert requeue_stale_import_jobs() == []  # just queued: its own task is on its way
 
