@@ -16,7 +16,12 @@ BEAT_TICK_NAME = "beat"
 BEAT_STALE_AFTER = dt.timedelta(seconds=90)
 
 
-def people_list(*, viewer: User, role: str = "", team_id: int | None = None, q: str = "") -> QuerySet[User]:
+PEOPLE_SORTS = {"name": ("name", "pk"), "role": ("role", "name", "pk"), "team": ("team__name", "name", "pk")}
+
+
+def people_list(
+    *, viewer: User, role: str = "", team_id: int | None = None, q: str = "", sort: str = "name"
+) -> QuerySet[User]:
     people = people_directory(viewer).select_related("team", "team__manager")
     if role:
         people = people.filter(role=role)
@@ -24,7 +29,7 @@ def people_list(*, viewer: User, role: str = "", team_id: int | None = None, q: 
         people = people.filter(team_id=team_id)
     if q:
         people = people.filter(Q(name__icontains=q) | Q(email__icontains=q))
-    return people.order_by("name")
+    return people.order_by(*PEOPLE_SORTS.get(sort, PEOPLE_SORTS["name"]))
 
 
 def teams_overview() -> QuerySet[Team]:

@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
@@ -17,8 +18,9 @@ from revops.access import people_directory, teams_managed_by
 from revops.home import panels_for
 from revops.models import Role, Team
 from revops.notices import notices_for
-from revops.selectors import headcount_by_role, people_list, teams_overview
+from revops.selectors import PEOPLE_SORTS, headcount_by_role, people_list, teams_overview
 
+PEOPLE_PAGE = 50
 ROLE_TEMPLATES = {role: f"revops/home_{role}.html" for role in Role.values}
 
 
@@ -53,13 +55,18 @@ def people(request: HttpRequest) -> HttpResponse:
     except ValueError:
         team_id = None
     q = request.GET.get("q", "").strip()[:100]
-    rows = people_list(viewer=request.user, role=role, team_id=team_id, q=q)
+    sort = request.GET.get("sort", "name")
+    sort = sort if sort in PEOPLE_SORTS else "name"
+    rows = people_list(viewer=request.user, role=role, team_id=team_id, q=q, sort=sort)
+    page = Paginator(rows, PEOPLE_PAGE).get_page(request.GET.get("page"))
     template = "revops/people.html#people-table" if request.htmx else "revops/people.html"
     return render(
         request,
         template,
         {
-            "people": rows,
+            "people": page,
+            "page": page,
+            "sort": sort,
             "roles": Role.choices,
             "teams": Team.objects.filter(members__in=people_directory(request.user)).distinct(),
             "filters": {"role": role, "team": team_id, "q": q},

@@ -102,3 +102,24 @@ def test_directory_query_count_does_not_grow_with_people(client, org, make_user,
         make_user(Role.AE, team=TeamFactory())
     with django_assert_max_num_queries(len(small.captured_queries)):
         client.get(reverse("people"))
+
+
+def test_the_people_list_sorts_and_pages_with_its_state_in_the_url(make_user, team):
+    from django.test import Client
+
+    from revops.models import Role
+
+    leader = make_user(Role.LEADER, name="Aaron Leader")
+    for n in range(55):
+        make_user(Role.AE, name=f"Rep {n:02d}", team=team)
+    client = Client()
+    client.force_login(leader)
+
+    first = client.get("/people/", {"role": "ae"}).content.decode()
+    second = client.get("/people/", {"role": "ae", "page": "2"}).content.decode()
+    by_team = client.get("/people/", {"sort": "team"}, HTTP_HX_REQUEST="true").content.decode()
+
+    assert "People 1–50 of 55" in first and "Rep 00" in first and "Rep 50" not in first
+    assert "People 51–55 of 55" in second and "Rep 54" in second
+    assert 'href="?role=ae&amp;page=2"' in first  # the filter survives paging
+    assert by_team.lstrip().startswith('<div id="people-table">')
