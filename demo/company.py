@@ -9,8 +9,10 @@ Two halves:
   stream through ``usage.ingestion.csv_import.import_usage_stream`` (the real bulk path: SQL
   validation, COPY, the API's store statement) and then ``fold_all_deltas``.
 
-The usage window is the ``months`` calendar months before ``as_of``; the last day with
-usage is the day before ``as_of`` (today is not over yet). Each account follows one
+People are staffed for the company's size and books are dealt out to them in proportion
+to set weights (``BOOKS``), so territories look real at any size. The usage window is the
+``months`` calendar months before ``as_of``; the last day with usage is the day before
+``as_of`` (today is not over yet). Each account follows one
 archetype (healthy, expand, stall, decline, churn, late start) on top of an S-shaped
 ramp after its first billable event, with weekday seasonality, multiplicative noise,
 meters adopted over time, new workloads/regions, and lifts from product releases.
@@ -24,7 +26,7 @@ import io
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 DEMO_PREFIX = "DEMO-"
@@ -42,27 +44,77 @@ class ExtraPerson:
     started_days_ago: int | None = None
 
 
-# Added to the six documented demo people (demo.data), same password, no TOTP.
+# Added to the six documented demo people (demo.data), same password, no TOTP. A company
+# staffs only the people its size needs (see BOOKS), so a small demo has fewer of them.
 EXTRA_PEOPLE: tuple[ExtraPerson, ...] = (
+    # Land AEs: new logos.
     ExtraPerson("blake.morgan@example.com", "Blake Morgan", "ae", "Sales"),
     ExtraPerson("riley.chen@example.com", "Riley Chen", "ae", "Sales", started_days_ago=150),
+    ExtraPerson("jordan.kim@example.com", "Jordan Kim", "ae", "Sales"),
+    ExtraPerson("priya.raman@example.com", "Priya Raman", "ae", "Sales"),
+    ExtraPerson("marcus.webb@example.com", "Marcus Webb", "ae", "Sales"),
+    ExtraPerson("elena.rossi@example.com", "Elena Rossi", "ae", "Sales"),
+    ExtraPerson("tomas.herrera@example.com", "Tomás Herrera", "ae", "Sales"),
+    ExtraPerson("hana.sato@example.com", "Hana Sato", "ae", "Sales"),
+    ExtraPerson("femi.adeyemi@example.com", "Femi Adeyemi", "ae", "Sales"),
+    ExtraPerson("isabel.ortiz@example.com", "Isabel Ortiz", "ae", "Sales"),
+    ExtraPerson("ravi.menon@example.com", "Ravi Menon", "ae", "Sales"),
+    # Expand AEs / account managers: enterprise and mid-market accounts after their first year.
     ExtraPerson("sam.patel@example.com", "Sam Patel", "ae", "Sales"),
     ExtraPerson("drew.okafor@example.com", "Drew Okafor", "ae", "Sales"),
+    ExtraPerson("nadia.haddad@example.com", "Nadia Haddad", "ae", "Sales"),
+    ExtraPerson("owen.fischer@example.com", "Owen Fischer", "ae", "Sales"),
+    # CSMs.
     ExtraPerson("jamie.rivera@example.com", "Jamie Rivera", "csm", "Customer Success"),
     ExtraPerson("taylor.brooks@example.com", "Taylor Brooks", "csm", "Customer Success"),
     ExtraPerson("quinn.novak@example.com", "Quinn Novak", "csm", "Customer Success"),
+    ExtraPerson("leah.goldberg@example.com", "Leah Goldberg", "csm", "Customer Success"),
 )
-LAND_AES = ("ae@example.com", "blake.morgan@example.com", "riley.chen@example.com")
-LAND_AE_WEIGHTS = (0.4, 0.35, 0.25)
-EXPAND_AE_BY_REGION = {
-    "North America": "sam.patel@example.com",
-    "LATAM": "sam.patel@example.com",
-    "EMEA": "drew.okafor@example.com",
-    "APAC": "drew.okafor@example.com",
+# Who owns accounts in each role, in staffing order, with each person's share of new
+# accounts relative to the others. A company staffs the first round(accounts in the role ÷
+# BOOK_SIZE) of each list, at least MIN_STAFF, so books keep a realistic size whatever the
+# company's size, and the documented AE and CSM (first in their lists) always have one.
+# The documented AE is a hybrid seller: a smaller land book plus expand accounts.
+BOOKS: dict[str, tuple[tuple[str, float], ...]] = {
+    "land_ae": (
+        ("ae@example.com", 0.5),
+        ("blake.morgan@example.com", 1.0),
+        ("riley.chen@example.com", 1.3),  # a new hire: from their start only
+        ("jordan.kim@example.com", 1.1),
+        ("priya.raman@example.com", 0.9),
+        ("marcus.webb@example.com", 1.0),
+        ("elena.rossi@example.com", 1.2),
+        ("tomas.herrera@example.com", 0.85),
+        ("hana.sato@example.com", 1.0),
+        ("femi.adeyemi@example.com", 0.95),
+        ("isabel.ortiz@example.com", 1.05),
+        ("ravi.menon@example.com", 0.9),
+    ),
+    "expand_ae": (
+        ("sam.patel@example.com", 1.1),
+        ("drew.okafor@example.com", 1.0),
+        ("ae@example.com", 1.0),
+        ("nadia.haddad@example.com", 0.95),
+        ("owen.fischer@example.com", 1.05),
+    ),
+    "csm": (
+        ("csm@example.com", 1.0),
+        ("jamie.rivera@example.com", 1.1),
+        ("taylor.brooks@example.com", 0.95),
+        ("quinn.novak@example.com", 1.0),
+        ("leah.goldberg@example.com", 1.05),
+    ),
 }
-CSMS = ("csm@example.com", "jamie.rivera@example.com", "taylor.brooks@example.com", "quinn.novak@example.com")
+BOOK_SIZE = {"land_ae": 33, "expand_ae": 20, "csm": 75}
+MIN_STAFF = {"land_ae": 3, "expand_ae": 2, "csm": 2}
+# Segments whose accounts move to an expand AE a year after land; SMB stays with its CSM.
+EXPAND_SEGMENTS = ("enterprise", "mid-market")
 NEW_AE = "riley.chen@example.com"
 NEW_CSM = "quinn.novak@example.com"
+# Share of the other land AEs' young customers the new AE takes over, and of the other
+# CSMs' accounts the new CSM takes over, when they start.
+TERRITORY_SPLIT = 0.15
+CSM_REBALANCE = 0.2
 
 
 @dataclass(frozen=True)
@@ -335,7 +387,7 @@ class ContractPlan:
     included_meter: str
     base_fee: Decimal | None
     credits: Decimal | None
-    deal_desk_estimate: Decimal
+    deal_desk_estimate: Decimal | None  # None: the deal desk has not estimated it yet
     ae_estimate: Decimal
     ramp_days: int
     amends: str | None
@@ -441,29 +493,16 @@ def plan_company(*, seed: int = 42, accounts: int = 400, months: int = 18, as_of
     """Everything about the demo company except the usage events themselves (see usage_csv_chunks)."""
     rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
     window_start = add_months(as_of, -months)
-    n_days = (as_of - window_start).days
     plan = CompanyPlan(seed, as_of, window_start, [], [], [], [], [], [])
-    plan.people = [
-        PersonPlan(
-            p.email,
-            p.name,
-            p.role,
-            p.team,
-            as_of - dt.timedelta(days=min(p.started_days_ago, n_days // 3)) if p.started_days_ago else None,
-        )
-        for p in EXTRA_PEOPLE
-    ]
-    started = {p.email: p.started_on for p in plan.people if p.started_on}
-    # The new CSM joins part-way through the window and takes over part of the book.
-    started[NEW_CSM] = window_start + dt.timedelta(days=int(n_days * 0.45))
-    plan.people = [PersonPlan(p.email, p.name, p.role, p.team, started.get(p.email, p.started_on)) for p in plan.people]
-
     _plan_accounts(plan, rng, accounts)
     _plan_lifecycles(plan, rng)
     _plan_contracts(plan, rng)
-    _plan_ownership(plan, rng, started)
     _plan_usage(plan, rng)
-    _plan_activities(plan, rng)
+    # Own random streams: books, planned deals and notes can change without changing the usage.
+    books = _plan_people(plan)
+    _plan_ownership(plan, random.Random(f"{seed}:ownership"), books)  # noqa: S311
+    _plan_planned_contracts(plan, random.Random(f"{seed}:planned"))  # noqa: S311
+    _plan_activities(plan, random.Random(f"{seed}:activities"))  # noqa: S311
     return plan
 
 
@@ -658,55 +697,132 @@ def _contract(
     )
 
 
-def _plan_ownership(plan: CompanyPlan, rng: random.Random, started: dict[str, dt.date]) -> None:
-    """Land AE, expand AE (after 12 months), CSM; a territory split and a CSM rebalance."""
-    new_ae_on, new_csm_on = started[NEW_AE], started[NEW_CSM]
-    first_start = {c.account: c.start_on for c in reversed(plan.contracts)}
-    for a in plan.accounts:
-        ext = a.external_id
-        last = a.churn_on - dt.timedelta(days=1) if a.churn_on else None
-        if a.land_on is None:
-            begin = plan.as_of - dt.timedelta(days=rng.randint(10, 120))
-            owner = _land_ae(rng, begin, new_ae_on)
-            plan.ownerships.append(OwnershipPlan(ext, owner, "land_ae", begin, None))
+def _handoff(plan: CompanyPlan, a: AccountSpec) -> dt.date | None:
+    """The day an enterprise or mid-market account moves to an expand AE (a year after
+    land), if that day has come while it is still a customer."""
+    if a.land_on is None or a.segment not in EXPAND_SEGMENTS:
+        return None
+    handoff = add_months(a.land_on, 12)
+    last = a.churn_on - dt.timedelta(days=1) if a.churn_on else None
+    return handoff if handoff < plan.as_of and (last is None or handoff < last) else None
+
+
+def _plan_people(plan: CompanyPlan) -> dict[str, tuple[tuple[str, float], ...]]:
+    """Staff each role for the company's size (see BOOKS); the people are those staffed."""
+    customers = [a for a in plan.accounts if a.land_on is not None]
+    demand = {
+        "land_ae": len(plan.accounts),
+        "expand_ae": sum(1 for a in customers if _handoff(plan, a) is not None),
+        "csm": sum(1 for a in customers if a.churn_on is None),
+    }
+    books = {
+        role: people[: max(MIN_STAFF[role], min(len(people), int(demand[role] / BOOK_SIZE[role] + 0.5)))]
+        for role, people in BOOKS.items()
+    }
+    staffed = {email for people in books.values() for email, _ in people}
+    n_days = plan.days
+    started = {
+        # The new CSM joins part-way through the window and takes over part of the book.
+        NEW_CSM: plan.window_start + dt.timedelta(days=int(n_days * 0.45)),
+    }
+    plan.people = []
+    for p in EXTRA_PEOPLE:
+        if p.email not in staffed:
             continue
-        # Land AE: from working the deal until today (or churn).
-        begin = a.land_on - dt.timedelta(days=rng.randint(14, 90))
-        owner = _land_ae(rng, begin, new_ae_on)
-        handoff = add_months(a.land_on, 12)
-        # Territory split when the new AE starts: some of Blake's young accounts move over.
-        if (
-            owner == "blake.morgan@example.com"
-            and begin < new_ae_on <= min(handoff, plan.as_of)
-            and (last is None or new_ae_on < last)
-            and rng.random() < 0.4
-        ):
-            _periods(plan, ext, "land_ae", [(owner, begin), (NEW_AE, new_ae_on)], last)
-        else:
-            _periods(plan, ext, "land_ae", [(owner, begin)], last)
-        # Expand AE / AM once the account is a year old.
-        if handoff < plan.as_of and (last is None or handoff < last):
-            _periods(plan, ext, "expand_ae", [(EXPAND_AE_BY_REGION[a.region], handoff)], last)
-        # CSM from the first contract's start; a rebalance when the new CSM joins.
-        csm_on = first_start[ext]
-        choices = [c for c in CSMS if c != NEW_CSM or csm_on >= new_csm_on]
-        csm = rng.choice(choices)
-        if (
-            csm != NEW_CSM
-            and csm_on < new_csm_on
-            and (last is None or new_csm_on < last)
-            and new_csm_on < plan.as_of
-            and rng.random() < 0.3
-        ):
-            _periods(plan, ext, "csm", [(csm, csm_on), (NEW_CSM, new_csm_on)], last)
-        else:
-            _periods(plan, ext, "csm", [(csm, csm_on)], last)
+        on = started.get(p.email)
+        if on is None and p.started_days_ago:
+            on = plan.as_of - dt.timedelta(days=min(p.started_days_ago, n_days // 3))
+        plan.people.append(PersonPlan(p.email, p.name, p.role, p.team, on))
+    return books
 
 
-def _land_ae(rng: random.Random, on: dt.date, new_ae_on: dt.date) -> str:
-    people = [p for p in LAND_AES if p != NEW_AE or on >= new_ae_on]
-    weights = [w for p, w in zip(LAND_AES, LAND_AE_WEIGHTS, strict=True) if p in people]
-    return rng.choices(people, weights=weights)[0]
+class _Dealer:
+    """Deals accounts out in proportion to weights (smooth weighted round-robin over each
+    account's size, its ARR), in date order: at any time each person's share of the ARR
+    dealt so far is what their weight says, for any company size and with no luck of the
+    draw, so a year's new logos (and their pay) are balanced too. Someone who has not
+    started yet is left out of the deals before their start."""
+
+    def __init__(self, people: tuple[tuple[str, float], ...], started: dict[str, dt.date]) -> None:
+        self.weights = dict(people)
+        self.started = started
+        self.credit = dict.fromkeys(self.weights, 0.0)
+        self.joined: set[str] = set()
+
+    def deal(self, on: dt.date, size: float) -> str:
+        eligible = [p for p in self.weights if self.started.get(p) is None or self.started[p] <= on]
+        for p in eligible:
+            if p not in self.joined:
+                # A new joiner starts level with the front of the queue, not behind everyone's
+                # credit from deals dealt before they came.
+                self.joined.add(p)
+                self.credit[p] = max((self.credit[q] for q in self.joined), default=0.0)
+        for p in eligible:
+            self.credit[p] += self.weights[p] * size
+        pick = max(eligible, key=lambda p: self.credit[p])  # ties: the first listed
+        self.credit[pick] -= sum(self.weights[p] for p in eligible) * size
+        return pick
+
+
+def _plan_ownership(plan: CompanyPlan, rng: random.Random, books: dict[str, tuple[tuple[str, float], ...]]) -> None:
+    """Land AE, expand AE (a year after land), CSM; a territory split and a CSM rebalance."""
+    started = {p.email: p.started_on for p in plan.people if p.started_on}
+    land_aes = [email for email, _ in books["land_ae"]]
+    csms = [email for email, _ in books["csm"]]
+    new_ae_on = started.get(NEW_AE) if NEW_AE in land_aes else None
+    new_csm_on = started.get(NEW_CSM) if NEW_CSM in csms else None
+    first_start = {c.account: c.start_on for c in reversed(plan.contracts)}
+    last = {a.external_id: a.churn_on - dt.timedelta(days=1) if a.churn_on else None for a in plan.accounts}
+    # Land AE: from working the deal until today (or churn); a prospect's since the first call.
+    begins = {
+        a.external_id: (
+            plan.as_of - dt.timedelta(days=rng.randint(10, 120))
+            if a.land_on is None
+            else a.land_on - dt.timedelta(days=rng.randint(14, 90))
+        )
+        for a in plan.accounts
+    }
+    # Dealt per segment, so every land AE gets their share of the big deals too.
+    dealers = {segment: _Dealer(books["land_ae"], started) for segment in ARR_RANGE}
+    for a in sorted(plan.accounts, key=lambda a: (begins[a.external_id], a.idx)):
+        ext, begin, end = a.external_id, begins[a.external_id], last[a.external_id]
+        owner = dealers[a.segment].deal(begin, max(a.arr, ARR_RANGE[a.segment][0]))
+        # Territories are re-cut when the new AE starts: some of everyone's young customers
+        # (landed in the year before) move over; deals still open stay with whoever works them.
+        if (
+            new_ae_on is not None
+            and a.land_on is not None
+            and owner != NEW_AE
+            and a.land_on < new_ae_on <= min(add_months(a.land_on, 12), plan.as_of)
+            and (end is None or new_ae_on < end)
+            and rng.random() < TERRITORY_SPLIT
+        ):
+            _periods(plan, ext, "land_ae", [(owner, begin), (NEW_AE, new_ae_on)], end)
+        else:
+            _periods(plan, ext, "land_ae", [(owner, begin)], end)
+    # Expand AE / AM once an enterprise or mid-market account is a year old.
+    dealers = {segment: _Dealer(books["expand_ae"], started) for segment in EXPAND_SEGMENTS}
+    handoffs = [(day, a.idx, a) for a in plan.accounts if (day := _handoff(plan, a)) is not None]
+    for day, _, a in sorted(handoffs):
+        owner = dealers[a.segment].deal(day, a.arr)
+        _periods(plan, a.external_id, "expand_ae", [(owner, day)], last[a.external_id])
+    # CSM from the first contract's start; a rebalance when the new CSM joins.
+    dealer = _Dealer(books["csm"], started)
+    customers = [(first_start[a.external_id], a.idx, a) for a in plan.accounts if a.land_on is not None]
+    for csm_on, _, a in sorted(customers):
+        ext, end = a.external_id, last[a.external_id]
+        csm = dealer.deal(csm_on, 1.0)  # CSMs' books are balanced on accounts, not ARR
+        if (
+            new_csm_on is not None
+            and csm != NEW_CSM
+            and csm_on < new_csm_on < plan.as_of
+            and (end is None or new_csm_on < end)
+            and rng.random() < CSM_REBALANCE
+        ):
+            _periods(plan, ext, "csm", [(csm, csm_on), (NEW_CSM, new_csm_on)], end)
+        else:
+            _periods(plan, ext, "csm", [(csm, csm_on)], end)
+    plan.ownerships.sort(key=lambda o: (o.account, o.role, o.start_on))
 
 
 def _periods(
@@ -779,42 +895,164 @@ def _plan_usage(plan: CompanyPlan, rng: random.Random) -> None:
     ]
 
 
+# Prospects with a contract about to start: the deal desk's queue (no estimate from it yet).
+PLANNED_SHARE = 0.35
+
+# Each archetype's conversations: (kind, text, tags). An account never gets the same one
+# twice; the placeholders make each note its own (see _note_details).
 ACTIVITY_NOTES = {
     "healthy": [
-        ("call", "Usage tracking the plan; {workload} traffic steady. Asked about annual prepay.", ("on-track",)),
-        ("qbr", "QBR: burn on pace, exec sponsor happy with latency. Next: roll out to a second team.", ("qbr",)),
-        ("meeting", "Architecture review for {workload}; they want regional failover next year.", ("roadmap",)),
+        ("call", "Usage tracking the plan; {workload} traffic steady in {home_region}. {contact} asked about annual prepay.", ("on-track",)),
+        ("qbr", "QBR with {contact}: burn on pace for the {commit} commit, latency well inside the SLA. Next: roll {meter} out to a second team.", ("qbr",)),
+        ("meeting", "Architecture review of {workload} with {contact}; they want regional failover beyond {home_region} next year.", ("roadmap",)),
+        ("email", "Sent {contact} the usage summary for {account}: {meter} carries most of the spend and the run rate matches their budget.", ("on-track",)),
+        ("call", "{contact} wants {other_meter} for a new {industry} use case; scoping a proof of value.", ("expansion-idea",)),
+        ("meeting", "Renewal planning with {contact} for {renewal}: they expect to recommit at or above {commit}.", ("renewal",)),
     ],
     "expand": [
-        ("call", "New workload going live: {new_workload}. Expect usage to jump next month.", ("new-workload",)),
-        ("meeting", "Consumption above commit; opened a recommit at a higher floor.", ("recommit", "expansion")),
-        ("qbr", "QBR: {new_workload} in production in {new_region}; discussing multi-year.", ("qbr", "expansion")),
+        ("call", "New workload going live at {account}: {new_workload}. Expect usage to jump next month.", ("new-workload",)),
+        ("meeting", "Consumption above the {commit} commit; opened a recommit at a higher floor with {contact}.", ("recommit", "expansion")),
+        ("qbr", "QBR: {new_workload} in production in {new_region}; {contact} is discussing a multi-year deal.", ("qbr", "expansion")),
+        ("email", "Shared volume pricing for {meter} with {contact} ahead of the {new_workload} rollout.", ("expansion", "pricing")),
+        ("call", "{contact} is moving a second team onto {meter} and asked for a sandbox in {new_region}.", ("new-workload",)),
+        ("meeting", "Capacity planning with {contact}: {workload} and {new_workload} together will outgrow the {commit} commit before {renewal}.", ("expansion",)),
     ],
     "stall": [
-        ("call", "Still in pilot: SSO integration blocking the production rollout.", ("stalled-adoption",)),
-        ("email", "Sent the onboarding playbook again; no response from the champion.", ("stalled-adoption",)),
-        ("meeting", "Enablement workshop booked; they under-estimated the data migration.", ("adoption-program",)),
+        ("call", "Still in pilot: SSO integration blocking the {workload} rollout at {account}.", ("stalled-adoption",)),
+        ("email", "Sent {contact} the onboarding playbook again; no response yet.", ("stalled-adoption",)),
+        ("meeting", "Enablement workshop booked with {contact}; they under-estimated the data migration for {workload}.", ("adoption-program",)),
+        ("call", "{contact} says {workload} waits on an internal security review; burn well under plan on the {commit} commit.", ("stalled-adoption",)),
+        ("meeting", "Adoption plan agreed with {contact}: weekly office hours until {meter} is in production.", ("adoption-program",)),
+        ("note", "No named adoption owner at {account} since kick-off; asked {contact} to nominate one.", ("stalled-adoption",)),
     ],
     "decline": [
-        ("call", "Budget review: moving part of {workload} in-house to cut cost.", ("budget", "at-risk")),
-        ("meeting", "Usage dropped after their reorg; new owner not yet engaged.", ("champion-left", "at-risk")),
-        ("email", "Shared a cost-optimization plan (batch API, caching) to win back volume.", ("at-risk",)),
+        ("call", "Budget review at {account}: moving part of {workload} in-house to cut cost.", ("budget", "at-risk")),
+        ("meeting", "Usage dropped after their reorg; {contact} moved teams and the new owner is not engaged yet.", ("champion-left", "at-risk")),
+        ("email", "Shared a cost-optimization plan for {meter} (batch API, caching) with {contact} to win back volume.", ("at-risk",)),
+        ("call", "{contact} confirmed a spending freeze until next quarter; {workload} traffic cut back in {home_region}.", ("budget", "at-risk")),
+        ("meeting", "Exec sponsor call: {contact} wants a cheaper tier before {renewal} or they scale back further.", ("at-risk", "pricing")),
+        ("note", "Champion left {account}; mapping new stakeholders around {workload} with the land AE.", ("champion-left", "at-risk")),
     ],
     "churn": [
-        ("call", "Evaluating a competitor on price; usage winding down.", ("competitor", "churn-risk")),
-        ("meeting", "Renewal call: they will not renew; migration off by term end.", ("churn-risk",)),
-        ("note", "Exit interview: pricing predictability was the main reason.", ("churned", "pricing")),
+        ("call", "Evaluating a competitor on price; {workload} usage winding down.", ("competitor", "churn-risk")),
+        ("meeting", "Renewal call with {contact}: they will not renew; migration off by {renewal}.", ("churn-risk",)),
+        ("note", "Exit interview with {contact}: pricing predictability was the main reason.", ("churned", "pricing")),
+        ("email", "Sent {contact} a fixed-price option for {meter}; no reply.", ("churn-risk", "pricing")),
+        ("call", "{contact} is moving {workload} to their cloud provider's native service.", ("competitor", "churn-risk")),
+        ("meeting", "Save attempt at {account}: offered credits and a lower floor than {commit}; {contact} declined.", ("churn-risk",)),
     ],
     "late_start": [
-        ("call", "No production traffic yet; security review took longer than planned.", ("no-first-usage",)),
-        ("email", "Kick-off rescheduled; first workload targeted for next month.", ("no-first-usage",)),
-        ("meeting", "First production traffic this week; ramp plan agreed.", ("first-usage",)),
+        ("call", "No production traffic yet at {account}; the security review took longer than planned.", ("no-first-usage",)),
+        ("email", "Kick-off with {contact} rescheduled; {workload} is targeted for next month.", ("no-first-usage",)),
+        ("meeting", "First production traffic this week on {meter}; ramp plan agreed with {contact}.", ("first-usage",)),
+        ("call", "{contact} is still waiting on procurement to approve the {region} data residency terms.", ("no-first-usage",)),
+        ("meeting", "Technical onboarding for {workload}: API keys issued, first load test in {home_region} scheduled.", ("onboarding",)),
+        ("email", "Reminded {contact} that the {commit} commit started on {start}; offered an onboarding engineer.", ("no-first-usage",)),
     ],
     "prospect": [
-        ("call", "Discovery call: usage estimate and pricing model options.", ("discovery",)),
+        ("call", "Discovery call with {contact}: usage estimate and pricing model options.", ("discovery",)),
         ("meeting", "Technical evaluation; proof of concept scoped for {workload}.", ("poc",)),
+        ("email", "Sent {contact} a pricing proposal for {workload}: annual commit or prepaid credits.", ("proposal",)),
+        ("meeting", "Security questionnaire and {region} data residency review with {contact}'s team.", ("security-review",)),
     ],
+}  # fmt: skip
+PLANNED_NOTE = (
+    "meeting",
+    "Commercials agreed with {contact}: {commit} {model} from {start}; the order form is out for signature.",
+    ("proposal", "commit"),
+)
+RELEASE_NOTES = (
+    "Turned on {release}; {meter} volume up since. Wants a pricing review before scaling.",
+    "{contact} rolled {release} out to {workload}; {meter} usage is climbing. Asked about volume tiers.",
+    "Enabled {release} in {home_region}; good early results, but they want pricing settled before moving more workloads.",
+)
+CONTACT_NAMES = (
+    "Dana", "Luis", "Mei", "Omar", "Sofia", "Kwame", "Ingrid", "Raj", "Chloe", "Mateo", "Aiko", "Ben",
+    "Fatima", "Jonas", "Lucia", "Arjun", "Noor", "Pablo", "Yuki", "Grace",
+)  # fmt: skip
+CONTACT_TITLES = (
+    "VP Engineering", "Head of Data", "CTO", "platform lead", "ML lead", "Director of Infrastructure",
+    "Head of Product", "data engineering manager",
+)  # fmt: skip
+METER_PROSE = {
+    "api-calls": "the REST API",
+    "tokens-1k": "LLM inference",
+    "storage-gb": "object storage",
+    "compute-minutes": "serverless jobs",
+    "vector-queries": "vector search",
 }
+MODEL_PROSE = {
+    "commit": "annual commit",
+    "hybrid": "hybrid plan",
+    "credits": "prepaid credits",
+    "minimum": "minimum commit",
+}
+
+
+def _plan_planned_contracts(plan: CompanyPlan, rng: random.Random) -> None:
+    """A few prospects about to sign: a contract signed and starting after as_of, with the
+    AE's estimate and none yet from the deal desk (its estimate page stores one)."""
+    prospects = [a for a in plan.accounts if a.land_on is None]
+    if not prospects:
+        return
+    chosen = sorted(rng.sample(prospects, max(1, int(len(prospects) * PLANNED_SHARE + 0.5))), key=lambda a: a.idx)
+    for a in chosen:
+        lo, hi = ARR_RANGE[a.segment]
+        a.arr = int(_money(math.exp(rng.uniform(math.log(lo), math.log(hi))), ARR_ROUND[a.segment]))
+        a.target = a.arr * rng.uniform(0.7, 1.0)
+        signed = plan.as_of + dt.timedelta(days=rng.randint(3, 30))
+        begin = signed + dt.timedelta(days=rng.randint(7, 30))
+        years = _term_years(rng, a.segment)
+        end = add_months(begin, 12 * years) - dt.timedelta(days=1)
+        model = _pick(rng, PRICING_MODELS)
+        contract = _contract(plan, rng, a, 1, model, signed, begin, end, float(a.arr), None, years)
+        plan.contracts.append(replace(contract, deal_desk_estimate=None))
+
+
+def _contract_on(contracts: list[ContractPlan], day: dt.date) -> ContractPlan | None:
+    """The contract in force on ``day``, else the next to start, else the last that ended."""
+    if not contracts:
+        return None
+    current = [c for c in contracts if c.start_on <= day <= c.end_on]
+    later = [c for c in contracts if c.start_on > day]
+    return current[-1] if current else later[0] if later else contracts[-1]
+
+
+def _money_prose(amount: Decimal) -> str:
+    value = float(amount)
+    return f"${value / 1e6:.2f}M" if value >= 1_000_000 else f"${value / 1000:,.0f}K"
+
+
+def _note_details(plan: CompanyPlan, a: AccountSpec, contracts: list[ContractPlan], rng: random.Random) -> dict:
+    """What an account's notes mention: its people, workloads, meters, commit and renewal."""
+    contact = f"{rng.choice(CONTACT_NAMES)} ({rng.choice(CONTACT_TITLES)})"
+    new = a.streams[0] if a.streams else None
+    used = [m.key for m in a.meters]
+    other = next((m.key for m in METERS if m.key not in used), used[-1] if used else METERS[1].key)
+    return {
+        "account": a.name,
+        "contact": contact,
+        "industry": a.industry.lower(),
+        "region": a.region,
+        "home_region": a.home_region or CLOUD_REGIONS[a.region][0],
+        "workload": a.home_workload or rng.choice(WORKLOADS[:4]),
+        "new_workload": new.workload if new else "a second workload",
+        "new_region": new.region if new else a.home_region,
+        "meter": METER_PROSE[used[0]] if used else METER_PROSE[METERS[0].key],
+        "other_meter": METER_PROSE[other],
+        "contracts": contracts,
+    }
+
+
+def _format_note(text: str, details: dict, day: dt.date) -> str:
+    contract = _contract_on(details["contracts"], day)
+    extra = {
+        "commit": _money_prose(contract.committed_arr) if contract else "planned",
+        "renewal": f"{contract.end_on:%B %Y}" if contract else "the renewal",
+        "start": f"{contract.start_on:%B} {contract.start_on.day}" if contract else "the start date",
+        "model": MODEL_PROSE.get(contract.pricing_model, contract.pricing_model) if contract else "commit",
+    }
+    return text.format(**details, **extra)
 
 
 def _plan_activities(plan: CompanyPlan, rng: random.Random) -> None:
@@ -822,20 +1060,32 @@ def _plan_activities(plan: CompanyPlan, rng: random.Random) -> None:
     owners: dict[str, list[OwnershipPlan]] = {}
     for o in plan.ownerships:
         owners.setdefault(o.account, []).append(o)
+    contracts: dict[str, list[ContractPlan]] = {}
+    for c in plan.contracts:
+        contracts.setdefault(c.account, []).append(c)
     last_day = plan.as_of - dt.timedelta(days=1)
     for a in plan.accounts:
+        details = _note_details(plan, a, sorted(contracts.get(a.external_id, []), key=lambda c: c.start_on), rng)
+        templates = ACTIVITY_NOTES[a.archetype]
         lo, hi = per_segment[a.segment]
         count = rng.randint(lo, hi)
         if a.archetype in ("stall", "decline", "churn", "expand"):
             count += 1  # the accounts the monthly review talks about
-        templates = ACTIVITY_NOTES[a.archetype]
+        chosen = rng.sample(templates, min(count, len(templates)))
         begin = max(plan.window_start, min(o.start_on for o in owners[a.external_id]))
         end = min(last_day, a.churn_on - dt.timedelta(days=1)) if a.churn_on else last_day
         if end < begin:
             continue
-        new = a.streams[0] if a.streams else None
-        for _ in range(count):
-            kind, text, tags = rng.choice(templates)
+        if a.land_on is None and contracts.get(a.external_id):
+            # A deal about to sign: the conversation that got it there, in the last fortnight.
+            day = max(begin, end - dt.timedelta(days=rng.randint(0, 14)))
+            person = _owner_on(owners[a.external_id], "land_ae", day)
+            if person is not None:
+                notes = _format_note(PLANNED_NOTE[1], details, day)
+                plan.activities.append(
+                    ActivityPlan(a.external_id, person, day, PLANNED_NOTE[0], notes, PLANNED_NOTE[2])
+                )
+        for kind, text, tags in chosen:
             day = begin + dt.timedelta(days=rng.randint(0, (end - begin).days))
             # Timed to the story: expansion notes after it happens, decline notes after the drop.
             if a.archetype == "expand" and a.expand_at is not None and plan.index(day) < a.expand_at <= plan.days - 1:
@@ -847,26 +1097,23 @@ def _plan_activities(plan: CompanyPlan, rng: random.Random) -> None:
             person = _owner_on(owners[a.external_id], role, day) or _owner_on(owners[a.external_id], None, day)
             if person is None:
                 continue
-            notes = text.format(
-                workload=a.home_workload or "their main workload",
-                new_workload=new.workload if new else "a second workload",
-                new_region=new.region if new else a.home_region,
+            plan.activities.append(
+                ActivityPlan(a.external_id, person, day, kind, _format_note(text, details, day), tags)
             )
-            plan.activities.append(ActivityPlan(a.external_id, person, day, kind, notes, tags))
         # Release adoption conversations: evidence for the review's roadmap decisions.
         for use in a.meters:
-            for begin, _, flag in use.lifts:
+            for start, _, flag in use.lifts:
                 release = next(r for r in RELEASES if r.flag == flag)
                 if rng.random() >= 0.35:
                     continue
-                day = min(plan.day(begin + rng.randint(0, 20)), end)
+                day = min(plan.day(start + rng.randint(0, 20)), end)
                 person = _owner_on(owners[a.external_id], "csm", day) or _owner_on(owners[a.external_id], None, day)
                 if person is not None:
-                    notes = (
-                        f"Turned on {release.name}; {use.key} volume up since. Wants a pricing review before scaling."
+                    text = rng.choice(RELEASE_NOTES).format(
+                        **{**details, "meter": METER_PROSE[use.key]}, release=release.name
                     )
                     plan.activities.append(
-                        ActivityPlan(a.external_id, person, day, "call", notes, ("release-adoption", flag))
+                        ActivityPlan(a.external_id, person, day, "call", text, ("release-adoption", flag))
                     )
     plan.activities.sort(key=lambda x: (x.occurred_on, x.account, x.person, x.kind))
 

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
@@ -24,8 +23,6 @@ from demo.models import DemoStage
 
 logger = logging.getLogger(__name__)
 
-DEMO_PLANS = Path(__file__).resolve().parent.parent / "docs" / "examples" / "plans.yaml"
-COMP_MONTHS = 12
 # Days before the newest forecast whose snapshots the worker makes after the seed: enough
 # for the accuracy table to score 7-, 30- and 90-day horizons.
 FORECAST_HISTORY_DAYS = (98, 63, 35, 14)
@@ -63,8 +60,14 @@ def _metrics(stage: DemoStage) -> str:
 
 
 def _comp(stage: DemoStage) -> str:
+    from demo.comp import seed_comp
+
     months = seed_comp(stage.as_of)
-    return f"comp plans from {DEMO_PLANS.name}, {len(months)} monthly runs ({months[0]:%Y-%m} … {months[-1]:%Y-%m})"
+    closed = len(months) - 1
+    return (
+        f"comp plans for {months[0].year}, {len(months)} monthly runs ({months[0]:%Y-%m} … {months[-1]:%Y-%m}), "
+        f"{closed} closed month{'s' if closed != 1 else ''} approved"
+    )
 
 
 def _forecasts(stage: DemoStage) -> str:
@@ -159,29 +162,6 @@ def stages_enqueue(names: list[str], *, forecast_history: bool = False) -> None:
         if todo:
             history = forecast_history and "forecasts" in todo
             transaction.on_commit(lambda todo=todo, history=history: run_demo_stages.delay(todo, history))
-
-
-def seed_comp(as_of: dt.date) -> list[dt.date]:
-    """The example plans (docs/examples/plans.yaml) and comp runs for the last months up to
-    the current one, oldest first, so statements have lines, holds and true-ups to show."""
-    from comp.engine import run_comp
-    from comp.models import PlanVersion
-    from comp.periods import add_months
-    from comp.plans import plans_import
-
-    plans_import(data=DEMO_PLANS.read_bytes(), filename=DEMO_PLANS.name)
-    current = as_of.replace(day=1)
-    # Every month since the plans start (at most a year back), each run in its own month,
-    # as the monthly job would have done.
-    first = PlanVersion.objects.order_by("effective_from").values_list("effective_from", flat=True).first()
-    start = max(first.replace(day=1) if first else current, add_months(current, -COMP_MONTHS))
-    months = []
-    while start <= current:
-        months.append(start)
-        start = add_months(start, 1)
-    for month in months:
-        run_comp(period=month, through=as_of - dt.timedelta(days=1))
-    return months
 
 
 def metrics_history_days(as_of: dt.date) -> list[dt.date]:

@@ -18,7 +18,6 @@ from django.db.models import Count, Sum
 
 from accounts.models import Account, Activity, Contract, Ownership
 from demo.company import (
-    EXTRA_PEOPLE,
     RELEASES,
     account_events,
     load_company,
@@ -137,6 +136,107 @@ def test_full_size_company_has_the_documented_shape():
     assert any(len(a.meters) < 5 for a in customers) and any(len(a.meters) >= 4 for a in customers)
 
 
+def current_books(plan) -> dict[str, dict[str, int]]:
+    """Accounts per person and role on the last day of usage."""
+    last = plan.as_of - dt.timedelta(days=1)
+    books: dict[str, Counter] = defaultdict(Counter)
+    for o in plan.ownerships:
+        if o.start_on <= last and (o.end_on is None or last <= o.end_on):
+            books[o.role][o.person] += 1
+    return {role: dict(sorted(counts.items())) for role, counts in sorted(books.items())}
+
+
+def test_full_size_books_are_sized_like_real_territories():
+    plan = plan_company(seed=42, accounts=400, months=18, as_of=AS_OF)
+
+    # Twelve land AEs with a few dozen accounts each (the new hire's from her start), five expand
+    # AEs with 15–25 enterprise and mid-market accounts, five CSMs with 70-odd each; the documented
+    # AE is a hybrid seller with a smaller land book and an expand book.
+    assert current_books(plan) == {
+        "csm": {
+            "csm@example.com": 76,
+            "jamie.rivera@example.com": 74,
+            "leah.goldberg@example.com": 71,
+            "quinn.novak@example.com": 78,
+            "taylor.brooks@example.com": 73,
+        },
+        "expand_ae": {
+            "ae@example.com": 21,
+            "drew.okafor@example.com": 23,
+            "nadia.haddad@example.com": 21,
+            "owen.fischer@example.com": 20,
+            "sam.patel@example.com": 21,
+        },
+        "land_ae": {
+            "ae@example.com": 20,
+            "blake.morgan@example.com": 26,
+            "elena.rossi@example.com": 38,
+            "femi.adeyemi@example.com": 32,
+            "hana.sato@example.com": 38,
+            "isabel.ortiz@example.com": 36,
+            "jordan.kim@example.com": 42,
+            "marcus.webb@example.com": 38,
+            "priya.raman@example.com": 27,
+            "ravi.menon@example.com": 32,
+            "riley.chen@example.com": 31,
+            "tomas.herrera@example.com": 27,
+        },
+    }
+    last = AS_OF - dt.timedelta(days=1)
+    mine = {o.account for o in plan.ownerships if o.person == "ae@example.com" and o.start_on <= last}
+    assert len(mine) == 39
+    # SMB accounts stay with their CSM after the first year; only the others get an expand AE.
+    segment = {a.external_id: a.segment for a in plan.accounts}
+    assert {segment[o.account] for o in plan.ownerships if o.role == "expand_ae"} == {"enterprise", "mid-market"}
+    # Every seller is on a team the leader manages: Sales or Customer Success.
+    assert {(p.role, p.team) for p in plan.people} == {("ae", "Sales"), ("csm", "Customer Success")}
+    assert len(plan.people) == 19
+
+
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_a_small_demo_still_gives_the_documented_ae_and_csm_a_book(seed):
+    plan = plan_company(seed=seed, accounts=24, months=6, as_of=AS_OF)
+
+    books = current_books(plan)
+    assert books["land_ae"]["ae@example.com"] >= 3
+    assert books["csm"]["csm@example.com"] >= 10
+    # Staffed for its size: three land AEs, two expand AEs and two CSMs, not the full team.
+    assert len(books["land_ae"]) == 3 and len(books["csm"]) == 2
+    assert len(plan.people) == 5
+
+
+def test_planned_contracts_are_prospects_about_to_sign_with_no_deal_desk_estimate_yet():
+    plan = plan_company(seed=42, accounts=400, months=18, as_of=AS_OF)
+
+    planned = [c for c in plan.contracts if c.start_on > AS_OF]
+    assert [(c.external_id, c.pricing_model, c.committed_arr, c.signed_on, c.start_on) for c in planned] == [
+        ("DEMO-0079-C1", "commit", Decimal(43000), dt.date(2026, 5, 7), dt.date(2026, 5, 15)),
+        ("DEMO-0100-C1", "commit", Decimal(36000), dt.date(2026, 5, 7), dt.date(2026, 5, 18)),
+        ("DEMO-0200-C1", "minimum", Decimal(189000), dt.date(2026, 5, 26), dt.date(2026, 6, 22)),
+        ("DEMO-0322-C1", "commit", Decimal(7500), dt.date(2026, 5, 17), dt.date(2026, 6, 1)),
+        ("DEMO-0323-C1", "hybrid", Decimal(14500), dt.date(2026, 5, 9), dt.date(2026, 6, 8)),
+    ]
+    status = {a.external_id: a.status for a in plan.accounts}
+    assert all(status[c.account] == "prospect" and c.amends is None for c in planned)
+    assert all(c.deal_desk_estimate is None and c.ae_estimate > 0 for c in planned)
+    # The deal that got each one there is in the log.
+    proposals = {x.account for x in plan.activities if "order form is out for signature" in x.notes}
+    assert proposals == {c.account for c in planned}
+
+
+def test_activity_notes_never_repeat_within_an_account_and_carry_its_details():
+    plan = plan_company(seed=42, accounts=400, months=18, as_of=AS_OF)
+
+    per_account = Counter((x.account, x.notes) for x in plan.activities)
+    assert len(plan.activities) == 616 and max(per_account.values()) == 1
+    assert len({x.notes for x in plan.activities}) == 592
+    assert not any("{" in x.notes or "}" in x.notes for x in plan.activities)
+    # The details are the account's own: its name, its contact, its commit.
+    names = {a.external_id: a.name for a in plan.accounts}
+    assert sum(names[x.account] in x.notes for x in plan.activities) > 100
+    assert sum("$" in x.notes for x in plan.activities) > 100
+
+
 def test_release_adopters_show_a_lift_after_the_release_that_others_do_not():
     plan = plan_company(seed=42, accounts=160, months=18, as_of=AS_OF)
     release = plan.releases[0]
@@ -192,7 +292,10 @@ def test_seed_demo_loads_the_company_with_exact_invariants():
     for account in Account.objects.filter(status="churned"):
         assert account.contracts.exists()
         assert not account.contracts.filter(end_on__gte=AS_OF).exists()
-    assert not Contract.objects.filter(account__status="prospect").exists()
+    # A prospect's only contract is a planned one: it starts after today, unestimated by the deal desk.
+    planned = Contract.objects.filter(account__status="prospect")
+    assert not planned.filter(start_on__lte=AS_OF).exists()
+    assert not planned.filter(deal_desk_estimate__isnull=False).exists()
     # Ownership periods never overlap per account and role.
     periods = defaultdict(list)
     for o in Ownership.objects.order_by("start_on"):
@@ -228,16 +331,17 @@ def test_seed_demo_loads_the_company_with_exact_invariants():
 def test_people_cover_every_role_with_the_demo_password_and_only_finance_and_admin_have_totp():
     call_command("seed_demo", *SMALL_ARGS)
 
-    assert User.objects.count() == len(DEMO_PEOPLE) + len(EXTRA_PEOPLE)
+    # A 30-account company staffs three land AEs, two expand AEs and two CSMs (demo.company.BOOKS).
+    assert User.objects.count() == len(DEMO_PEOPLE) + len(plan_company(**SMALL).people) == 6 + 5
     assert set(User.objects.values_list("role", flat=True)) == set(Role.values)
-    assert User.objects.filter(role=Role.AE).count() == 5 and User.objects.filter(role=Role.CSM).count() == 4
+    assert User.objects.filter(role=Role.AE).count() == 5 and User.objects.filter(role=Role.CSM).count() == 2
     for user in User.objects.all():
         assert user.check_password(DEMO_PASSWORD), user.email
     with_totp = set(Authenticator.objects.filter(type=Authenticator.Type.TOTP).values_list("user__email", flat=True))
     assert with_totp == {"finance@example.com", "admin@example.com"}
     sales = User.objects.get(email="blake.morgan@example.com").team
     assert sales.name == "Sales" and sales.manager.email == "leader@example.com"
-    assert User.objects.get(email="quinn.novak@example.com").team.name == "Customer Success"
+    assert User.objects.get(email="jamie.rivera@example.com").team.name == "Customer Success"
 
 
 @pytest.mark.django_db
@@ -261,7 +365,7 @@ def test_seed_demo_twice_duplicates_nothing():
     call_command("seed_demo", *SMALL_ARGS)
 
     assert company_snapshot() == before
-    assert User.objects.count() == len(DEMO_PEOPLE) + len(EXTRA_PEOPLE)
+    assert User.objects.count() == len(DEMO_PEOPLE) + len(plan_company(**SMALL).people)
 
 
 @pytest.mark.django_db

@@ -275,9 +275,7 @@ def test_ttfbe_is_unknown_when_the_contract_started_before_usage_history(acme, m
     assert metrics_of(acme, D(2026, 6, 30)).ttfbe_days is None
 
 
-def test_ttfbe_is_known_from_a_declared_complete_from_day_even_when_the_first_usage_is_the_first_stored(
-    acme, meter
-):
+def test_ttfbe_is_known_from_a_declared_complete_from_day_even_when_the_first_usage_is_the_first_stored(acme, meter):
     """A backfill that starts on the first customer's first usage day used to leave the whole
     first cohort's TTFBE unknown; declaring history complete from a day makes it known."""
     from usage.ingestion.services import usage_complete_from_declare
