@@ -2,13 +2,16 @@
 
 from django.urls import path
 
-from reviews.views import analysis, reviews
+from reviews.views import analysis, home, reviews
 
 app_name = "reviews"
 
 urlpatterns = [
     path("", reviews.index, name="index"),
     path("open/", reviews.open_review, name="open"),
+    # Reviews' panels on the home page (revops.home).
+    path("home/review/", home.home_review, name="home_review"),
+    path("home/releases/", home.home_releases, name="home_releases"),
     # Analysis: the product page, release attribution and pilot reports.
     path("analysis/product/", analysis.product_page, name="analysis_product"),
     path("analysis/releases/", analysis.releases, name="analysis_releases"),

@@ -37,6 +37,8 @@ HOME_PANELS: tuple[HomePanel, ...] = (
         "usage:home_opportunities",
         frozenset({Role.AE, Role.CSM, Role.LEADER}),
     ),
+    HomePanel("review", "Monthly review", "reviews:home_review", frozenset({Role.LEADER, Role.PRODUCT, Role.FINANCE})),
+    HomePanel("releases", "Latest releases", "reviews:home_releases", frozenset({Role.PRODUCT})),
     HomePanel("meters", "Meters and features", "usage:home_meters", frozenset({Role.PRODUCT, Role.LEADER}), wide=True),
 )
 PANELS_BY_KEY = {panel.key: panel for panel in HOME_PANELS}

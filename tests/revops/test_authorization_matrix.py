@@ -89,6 +89,8 @@ def cells(w: dict) -> list[Cell]:
         Cell("usage:home_team", "/home/team/", frozenset({Role.LEADER, Role.ADMIN})),
         Cell("usage:home_meters", "/home/meters/", frozenset({Role.PRODUCT, Role.LEADER})),
         Cell("comp:home_pay", "/comp/home/pay/", frozenset({Role.AE, Role.CSM})),
+        Cell("reviews:home_review", "/reviews/home/review/", frozenset({Role.LEADER, Role.PRODUCT, Role.FINANCE})),
+        Cell("reviews:home_releases", "/reviews/home/releases/", frozenset({Role.PRODUCT})),
         Cell("comp:home_close", "/comp/home/close/", DATA),
         *[
             Cell(f"usage:panel_{panel}", f"/usage/accounts/{account}/{route}/", may)
