@@ -8,6 +8,7 @@ change leaves nothing behind. Who may do what is checked here as well as in the 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
@@ -44,6 +45,8 @@ PRODUCT_ROLES = frozenset({Role.PRODUCT, Role.ADMIN})
 PREPARE_ROLES = frozenset({Role.LEADER, Role.FINANCE, Role.PRODUCT, Role.ADMIN})
 FINALIZE_ROLES = frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN})
 OPEN_ROLES = frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN})
+
+logger = logging.getLogger(__name__)
 
 
 def can_read(user: User, review: Review) -> bool:
@@ -329,9 +332,32 @@ def remove_item(review: Review, user: User, item: SalesPattern | ProductDecision
 def add_action(review: Review, user: User, *, title: str, owner: User, due_on: dt.date) -> ActionItem:
     _require(can_edit_actions(user, review))
     review = _editable(review)
-    return ActionItem.objects.create(
+    action = ActionItem.objects.create(
         review=review, title=title, owner=owner, owner_name=owner.name, due_on=due_on, first_raised=review.month
     )
+    if owner.pk != user.pk:
+        transaction.on_commit(lambda: _send_action_notice(action.pk, user.pk))
+    return action
+
+
+NOTIFY_ACTION_TASK = "reviews.tasks.notify_action_owner"
+
+
+def _send_action_notice(action_id: int, by_id: int) -> None:
+    """Sent by name once the action commits; a broker that is away costs the email, never the action."""
+    from celery import current_app
+
+    try:
+        current_app.send_task(
+            NOTIFY_ACTION_TASK,
+            args=[action_id, by_id],
+            expires=24 * 3600,
+            ignore_result=True,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0},
+        )
+    except Exception:
+        logger.exception("could not send the notice for action item %s", action_id)
 
 
 @transaction.atomic

@@ -269,3 +269,27 @@ def test_an_htmx_status_change_swaps_the_row_and_keeps_the_note(people, company)
         .content.decode()
     )
     assert "Choose a status: open, done or dropped." in body
+
+
+def test_an_action_given_to_someone_else_tells_them_once_it_commits(
+    people, company, mailoutbox, django_capture_on_commit_callbacks
+):
+    from reviews.notifications import notify_action_owner
+
+    october = services.open_review(OCT, people["leader"])
+    with django_capture_on_commit_callbacks() as callbacks:
+        action = services.add_action(
+            october, people["leader"], title="Price batch", owner=people["product"], due_on=dt.date(2026, 11, 15)
+        )
+        services.add_action(
+            october, people["finance"], title="Model credits", owner=people["finance"], due_on=dt.date(2026, 11, 30)
+        )
+    assert len(callbacks) == 1  # one's own action needs no email
+
+    assert notify_action_owner(action_id=action.pk, by_id=people["leader"].pk) == {"emails": 1, "slack_posts": 0}
+    [email] = mailoutbox
+    assert email.to == [people["product"].email]
+    assert email.subject == (
+        f"revops: {people['leader'].name} gave you an action from the {october.label} review (due 2026-11-15)"
+    )
+    assert "Price batch" in email.body and "/reviews/2026-10/" in email.body
