@@ -145,3 +145,20 @@ def test_a_snoozed_alert_ending_this_week_is_listed(world):
     html = text(client_for(world["csm"]).get("/home/triage/", **HTMX))
 
     assert "Snoozes ending this week" in html and "Initech" in html
+
+
+def test_movers_compare_with_the_newest_snapshot_at_least_30_days_back(world, make_user):
+    from usage.models import AccountMetrics
+
+    month_end = AS_OF - dt.timedelta(days=35)
+    for acct, run in ((world["acme"], "30000"), (world["globex"], "200000")):
+        row = AccountMetrics.objects.get(account=acct, as_of=AS_OF)
+        row.pk, row.as_of, row.run_rate = None, month_end, Decimal(run)
+        row.save()
+
+    html = text(client_for(make_user(Role.LEADER)).get("/home/team/", **HTMX))
+
+    since = month_end.strftime("%b %-d")
+    assert f"Biggest movers up since {since}" in html
+    assert 'Globex</a> <strong class="up">+$36,000</strong>' in html  # 200,000 → 236,000 a year
+    assert 'Acme</a> <strong class="down">−$10,000</strong>' in html  # 30,000 → 20,000

@@ -173,10 +173,19 @@ def data_health(*, since: dt.datetime) -> DataHealth:
 # --- Movers (leaders) ----------------------------------------------------------------------
 
 
-def movers(*, visible, as_of: dt.date, compare_days: int = 30) -> tuple[list[dict], list[dict]]:
-    """Top-level accounts whose run rate moved most since ``compare_days`` ago (per year):
-    (up, down), five each."""
-    before = as_of - dt.timedelta(days=compare_days)
+def movers(*, visible, as_of: dt.date, compare_days: int = 30) -> tuple[list[dict], list[dict], dt.date | None]:
+    """Top-level accounts whose run rate moved most since the newest snapshot at least
+    ``compare_days`` back (per year): (up, down, that day), five each."""
+    # Snapshots are kept for month ends and the last days, not every day: compare with the
+    # newest one at least ``compare_days`` back.
+    before = (
+        AccountMetrics.objects.filter(as_of__lte=as_of - dt.timedelta(days=compare_days))
+        .order_by("-as_of")
+        .values_list("as_of", flat=True)
+        .first()
+    )
+    if before is None:
+        return [], [], None
     then = AccountMetrics.objects.filter(account_id=OuterRef("account_id"), as_of=before).values("run_rate")[:1]
     rows = (
         AccountMetrics.objects.filter(as_of=as_of, account__in=visible, account__parent__isnull=True)
@@ -187,7 +196,7 @@ def movers(*, visible, as_of: dt.date, compare_days: int = 30) -> tuple[list[dic
     )
     up = list(rows.filter(change__gt=0).order_by("-change", "pk")[:SHOWN])
     down = list(rows.filter(change__lt=0).order_by("change", "pk")[:SHOWN])
-    return [_mover(r) for r in up], [_mover(r) for r in down]
+    return [_mover(r) for r in up], [_mover(r) for r in down], before
 
 
 def _mover(row: AccountMetrics) -> dict:

@@ -117,7 +117,7 @@ def home_team(request: HttpRequest) -> HttpResponse:
         context["totals"] = selectors.book_totals(AccountMetrics.objects.filter(as_of=as_of, account__in=visible))
         active = alerts_visible_to(request.user, on=today_utc()).filter(state__in=ACTIVE_ALERT_STATES)
         context["at_risk"] = selectors.revenue_at_risk_once(active)
-        context["up"], context["down"] = panels.movers(visible=visible, as_of=as_of)
+        context["up"], context["down"], context["since"] = panels.movers(visible=visible, as_of=as_of)
     return render(request, f"{TEMPLATE}#team", context)
 
 
