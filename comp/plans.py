@@ -158,9 +158,13 @@ def _load(data: bytes, filename: str, report: PlanReport) -> Any:
                 f"(at most {MAX_VALUES:,} values, {MAX_DEPTH} levels)",
             )
             return None
-        if as_json:
-            return document
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        if not as_json:
+            document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        if (half := _lone_surrogate(document)) is not None:
+            shown = half[:60].encode("utf-8", "backslashreplace").decode()
+            report.add("", f"is not UTF-8 text: '{shown}' has half of a surrogate pair (a lone \\u escape)")
+            return None
+        return document
     except json.JSONDecodeError as exc:
         report.add("", f"is not valid JSON: {exc.msg}", exc.lineno)
     except yaml.YAMLError as exc:
@@ -169,6 +173,26 @@ def _load(data: bytes, filename: str, report: PlanReport) -> Any:
         report.add("", f"is not valid YAML: {problem}", mark.line + 1 if mark else None)
     except (ValueError, RecursionError) as exc:
         report.add("", f"is not readable: {exc}")
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(document: Any) -> str | None:
+    """The first text (a key or a value) with half of a surrogate pair: JSON and YAML read
+    ``"\\ud800"`` as one, but it is no character, so neither the page (UTF-8) nor
+    PostgreSQL can hold it (a plan or a report quoting it was a 500)."""
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            return value
     return None
 
 
@@ -376,6 +400,9 @@ class _Checker:
             return None
         if not isinstance(value, str):
             self.error(path, f'"{self.written(path, value)}" — must be text')
+            return None
+        if "\x00" in value:  # PostgreSQL cannot hold it: a lookup or a write with it was a 500
+            self.error(path, "contains a NUL character (\\x00), which text cannot hold")
             return None
         if len(value.strip()) > max_length:
             self.error(path, f"is longer than {max_length} characters")
@@ -679,7 +706,9 @@ class _Assignment:
 
 def _read_plan(check: _Checker, entry: Any, path: str) -> _Version | None:
     plan_type = _get(entry, "type") if isinstance(entry, dict) else None
-    if plan_type in TYPE_FIELDS:
+    # Only text can name a type: a list or mapping there (``type: [land]``) is reported by
+    # ``check.choice`` below, not looked up (it is unhashable: that was a 500).
+    if isinstance(plan_type, str) and plan_type in TYPE_FIELDS:
         fields, what = PLAN_FIELDS + TYPE_FIELDS[plan_type], f"a {plan_type} plan"
     else:  # the type is reported below; meanwhile accept any type's fields
         fields, what = list(dict.fromkeys(sum(TYPE_FIELDS.values(), PLAN_FIELDS))), "a plan"

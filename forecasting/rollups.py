@@ -44,6 +44,7 @@ from forecasting.models import AccountForecast, ForecastMethod, ForecastPoint
 from revops.access import people_in_scope, sees_company
 from revops.clock import today_utc
 from revops.models import Team, User
+from revops.params import whole_number
 from usage.models import DailyRollup
 from usage.signals.metrics import subtree_ids
 
@@ -134,14 +135,14 @@ def scope_for(user: User, kind: str, key: str, *, on: dt.date, divisions: bool =
             raise Http404("No such segment.")
         return Scope(kind, key, f"{labels[key]} segment", visible.filter(segment=key), divisions=divisions)
     if kind == ScopeKind.TEAM:
-        team = Team.objects.filter(pk=key if key.isdigit() else None).first()
+        team = Team.objects.filter(pk=whole_number(key)).first()
         if team is None or not (sees_company(user) or team.manager_id == user.pk):
             raise Http404("No such team.")
         members = User.objects.filter(team=team)
         accounts = visible.filter(pk__in=owned_accounts(people=members, on=on))
         return Scope(kind, key, f"Team {team.name}", accounts, divisions=divisions)
     if kind == ScopeKind.BOOK:
-        person = people_in_scope(user).filter(pk=key if key.isdigit() else None).first()
+        person = people_in_scope(user).filter(pk=whole_number(key)).first()
         if person is None:
             raise Http404("No such book.")
         label = "Your book" if person.pk == user.pk else f"{person.name}'s book"

@@ -6,6 +6,9 @@ from django.urls import include, path
 from revops.api import api
 from revops.views import pages, saved_views
 
+# Django's own 400 page says only "Bad Request"; this one says which limit was exceeded.
+handler400 = "revops.views.errors.bad_request"
+
 urlpatterns = [
     path("", pages.home, name="home"),
     path("people/", pages.people, name="people"),

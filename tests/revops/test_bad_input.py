@@ -54,3 +54,20 @@ def test_out_of_range_numbers_dates_and_nesting_are_answers_not_server_errors():
 
     said = [str(m) for m in get_messages(answers["adjustment 1e400"].wsgi_request)]
     assert any("less than $1,000,000,000" in message for message in said), said
+
+
+def test_superscript_and_other_unicode_digits_in_ids_and_pages_are_not_server_errors():
+    """'²' passes str.isdigit() but not int(): it used to be a 500 on these lists."""
+    w = _world()
+    leader = Client(raise_request_exception=False)
+    leader.force_login(w["people"][Role.LEADER])
+
+    answers = {
+        "forecast team ²": leader.get("/forecasts/", {"scope": "team", "key": "²"}),
+        "forecast book ²": leader.get("/forecasts/", {"scope": "book", "key": "٣"}),
+        "opportunities page ²": leader.get("/opportunities/", {"page": "²"}),
+        "alerts owner ²": leader.get("/alerts/", {"owner": "²"}),
+        "book person ²": leader.get("/book/", {"person": "²"}),
+    }
+
+    assert {name: r.status_code for name, r in answers.items() if r.status_code >= 500} == {}

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db.models import Count, F, Max, Q, QuerySet
 
+from revops.params import whole_number
 from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertState, MetricsRefresh
 from usage.signals.alerts import RISK_KINDS
 
@@ -58,8 +59,8 @@ def alert_queue(*, alerts: QuerySet[Alert], viewer, filters: QueueFilters) -> Qu
         rows = rows.filter(Q(owner=viewer) | Q(escalated_to=viewer))
     elif filters.owner == "none":
         rows = rows.filter(owner__isnull=True)
-    elif filters.owner.isdigit():
-        rows = rows.filter(owner_id=int(filters.owner))
+    elif whole_number(filters.owner) is not None:
+        rows = rows.filter(owner_id=whole_number(filters.owner))
     return rows.select_related("account", "owner__team", "escalated_to").order_by(
         "-severity", "-revenue_at_risk", "opened_on", "pk"
     )

@@ -20,6 +20,7 @@ from revops.access import people_in_scope, sees_company
 from revops.clock import today_utc
 from revops.home import require_panel
 from revops.models import Role, User
+from revops.params import whole_number
 from usage.access import alerts_visible_to
 from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, AlertSettings, DailyRollup, Meter
 from usage.signals import home as panels
@@ -166,7 +167,7 @@ def opportunities(request: HttpRequest) -> HttpResponse:
     segment = request.GET.get("segment", "")
     segment = segment if segment in Segment.values else ""
     page_number = request.GET.get("page", "1")
-    page = max(1, min(int(page_number) if page_number.isdigit() else 1, 10_000))
+    page = max(1, min(whole_number(page_number) or 1, 10_000))
     rows, count, team = [], 0, {}
     if as_of is not None:
         order = ("-" if sort.startswith("-") else "") + OPPORTUNITY_SORTS[sort.lstrip("-")]

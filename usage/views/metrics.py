@@ -25,6 +25,7 @@ from revops.access import people_directory, people_in_scope, sees_company, teams
 from revops.clock import today_utc
 from revops.errors import ApplicationError
 from revops.models import Role, User
+from revops.params import whole_number
 from revops.tabular import spreadsheet_safe
 from usage.access import alert_for, alerts_visible_to, can_act_on_alert, can_change_alert_settings
 from usage.forms import AlertSettingsForm, UsageHistoryForm
@@ -38,9 +39,9 @@ QUEUE_PAGE = 50
 
 
 def _whole(value: str) -> int | None:
-    """A whole number written in ASCII digits, else None. ``str.isdigit`` alone lets "²"
-    through, which ``int`` then refuses (a 500 on a posted alert id, owner or assignee)."""
-    return int(value) if value.isascii() and value.isdigit() else None
+    """``revops.params.whole_number``: "²" passes ``str.isdigit`` but not ``int`` (a 500 on
+    a posted alert id, owner or assignee, and on the book a saved view opens with ``person=²``)."""
+    return whole_number(value)
 
 
 def _queue_filters(request: HttpRequest, params: QueryDict) -> selectors.QueueFilters:
@@ -260,9 +261,9 @@ def _book_scope(request: HttpRequest) -> BookScope:
     if value in ("team", "all"):
         people = list(people_in_scope(user).values_list("pk", flat=True))
         return BookScope("team", None, people, "My teams' books")
-    if not value.isdigit():
+    if _whole(value) is None:
         raise PermissionDenied
-    person = people_in_scope(user).filter(pk=int(value)).first()
+    person = people_in_scope(user).filter(pk=_whole(value)).first()
     if person is None:
         raise PermissionDenied
     return BookScope(str(person.pk), person, [person.pk], f"{person.name}'s book")
@@ -301,8 +302,7 @@ def _book_context(request: HttpRequest) -> dict:
 
             reps = people_in_scope(request.user).filter(role__in=[Role.AE, Role.CSM]).order_by("name")
             rollups = rep_rollups(people=list(reps), as_of=as_of, visible_ids=set(visible.values_list("pk", flat=True)))
-    page_number = request.GET.get("page", "1")
-    page = max(1, min(int(page_number) if page_number.isdigit() else 1, 10_000))
+    page = max(1, min(_whole(request.GET.get("page", "")) or 1, 10_000))
     page_rows = list(rows[(page - 1) * BOOK_PAGE : page * BOOK_PAGE]) if as_of else []
     choices = []
     if sees_company(request.user) or request.user.role == Role.PRODUCT:
