@@ -221,6 +221,10 @@ class Statement(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     # Totals at approval, so the frozen statement reads the same forever.
     approved_totals = models.JSONField(default=dict, blank=True)
+    paid_on = models.DateField(null=True, blank=True, help_text="The day payroll paid the approved statement.")
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-period", "person"]

@@ -274,6 +274,7 @@ class MonthRow:
     status: str
     approved_by: str
     approved_at: dt.datetime | None
+    paid_on: dt.date | None = None
 
     @property
     def approved(self) -> bool:
@@ -320,6 +321,7 @@ def statements_list(*, viewer: User, period: dt.date) -> list[MonthRow]:
             ),
             status=Subquery(statements.values("status")[:1]),
             approved_at=Subquery(statements.values("approved_at")[:1]),
+            paid_on=Subquery(statements.values("paid_on")[:1]),
             approved_by_name=Subquery(statements.values("approved_by__name")[:1]),
             has_lines=Exists(LedgerLine.objects.filter(person=OuterRef("pk"), period=period)),
             has_statement=Exists(statements),
@@ -340,6 +342,7 @@ def statements_list(*, viewer: User, period: dt.date) -> list[MonthRow]:
             status=p.status or StatementStatus.OPEN,
             approved_by=p.approved_by_name or "",
             approved_at=p.approved_at,
+            paid_on=p.paid_on,
         )
         for p in people
     ]
@@ -384,6 +387,7 @@ def my_statements(*, person: User, limit: int = 24) -> list[MonthRow]:
                 status=statement.status if statement else StatementStatus.OPEN,
                 approved_by=statement.approved_by.name if statement and statement.approved_by else "",
                 approved_at=statement.approved_at if statement else None,
+                paid_on=statement.paid_on if statement else None,
             )
         )
     return rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
@@ -50,8 +51,12 @@ def statement_approve(*, person: User, period: dt.date, approver: User) -> State
     if not is_finance(approver):
         raise ApplicationError("Only finance can approve statements.")
     period = month_start(period)
-    if period > add_months(today_utc(), 0):
-        raise ApplicationError(f"{period:%B %Y} has not started yet; approve a statement once its month is under way.")
+    ended_on = add_months(period, 1)
+    if ended_on > today_utc():
+        raise ApplicationError(
+            f"{period:%B %Y} has not ended: its statements can be approved from {ended_on:%B %-d, %Y}, "
+            "once the month's usage is in and its comp run is final."
+        )
     statement, _ = Statement.objects.select_for_update().get_or_create(person=person, period=period)
     if statement.status == StatementStatus.APPROVED:
         who = statement.approved_by.name if statement.approved_by else "finance"
@@ -157,3 +162,104 @@ def inquiry_answer(*, inquiry: Inquiry, author: User, body: str, adjustment: Dec
 def _money(amount: Decimal) -> str:
     text = f"${abs(amount):,.2f}"
     return f"−{text}" if amount < 0 else text
+
+
+# --- The monthly close: approve what is ready, record payment, hand payroll its file --------
+
+
+@dataclass(frozen=True)
+class BulkApproval:
+    approved: list
+    with_inquiries: list
+    already: int
+
+
+def statements_approve_pending(*, viewer: User, period: dt.date, team_id: int | None = None) -> BulkApproval:
+    """Approve every statement of ``period`` in ``viewer``'s scope (or one team) that is
+    pending and has no open inquiry; those with one are left for finance to answer first."""
+    from comp.selectors import statements_list
+
+    if not is_finance(viewer):
+        raise ApplicationError("Only finance can approve statements.")
+    rows = [
+        r
+        for r in statements_list(viewer=viewer, period=month_start(period))
+        if team_id is None or r.person.team_id == team_id
+    ]
+    approved, waiting = [], []
+    with transaction.atomic():
+        for row in rows:
+            if row.approved:
+                continue
+            if row.open_inquiries:
+                waiting.append(row.person)
+                continue
+            statement_approve(person=row.person, period=row.period, approver=viewer)
+            approved.append(row.person)
+    return BulkApproval(approved=approved, with_inquiries=waiting, already=sum(1 for r in rows if r.approved))
+
+
+@transaction.atomic
+def statements_mark_paid(*, viewer: User, period: dt.date, paid_on: dt.date) -> int:
+    """Record that payroll paid every approved statement of ``period`` in scope, on ``paid_on``.
+    A paid month, like an approved one, only changes through next month's adjustment lines."""
+    from revops.access import people_in_scope
+
+    if not is_finance(viewer):
+        raise ApplicationError("Only finance records payment.")
+    period = month_start(period)
+    if paid_on < add_months(period, 1):
+        raise ApplicationError(f"{period:%B %Y} is paid after it ends: choose a day from {add_months(period, 1)}.")
+    if paid_on > today_utc():
+        raise ApplicationError("A payment is recorded once it is made: the day cannot be in the future.")
+    return (
+        Statement.objects.select_for_update()
+        .filter(
+            period=period, status=StatementStatus.APPROVED, paid_on__isnull=True, person__in=people_in_scope(viewer)
+        )
+        .update(paid_on=paid_on, paid_by=viewer)
+    )
+
+
+PAYROLL_KINDS = [kind for kind in LineKind.values if kind != LineKind.HOLD]
+
+
+def payroll_rows(*, viewer: User, period: dt.date) -> list[dict]:
+    """The payroll file of ``period``: one row per paid statement in scope, with the amount of
+    each kind of line and the total, from the ledger (to the cent), in USD."""
+    from django.db.models import Sum
+
+    from revops.access import people_in_scope
+
+    period = month_start(period)
+    statements = list(
+        Statement.objects.filter(
+            period=period, status=StatementStatus.APPROVED, paid_on__isnull=False, person__in=people_in_scope(viewer)
+        )
+        .select_related("person")
+        .order_by("person__name", "person_id")
+    )
+    sums: dict[tuple[int, str], Decimal] = {
+        (row["person_id"], row["kind"]): row["total"]
+        for row in LedgerLine.objects.filter(period=period, person_id__in=[s.person_id for s in statements])
+        .exclude(kind=LineKind.HOLD)
+        .values("person_id", "kind")
+        .annotate(total=Sum("amount"))
+    }
+    rows = []
+    for statement in statements:
+        person = statement.person
+        amounts = {kind: sums.get((person.pk, kind), Decimal("0.00")) for kind in PAYROLL_KINDS}
+        rows.append(
+            {
+                "person": person.name,
+                "email": person.email,
+                "employee_id": person.employee_id,
+                "period": f"{period:%Y-%m}",
+                **amounts,
+                "total": sum(amounts.values(), Decimal("0.00")),
+                "currency": "USD",
+                "paid_on": statement.paid_on.isoformat(),
+            }
+        )
+    return rows

@@ -67,6 +67,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     email = models.EmailField(unique=True)
     name = models.CharField(max_length=200)
+    employee_id = models.CharField(
+        max_length=64, blank=True, help_text="The payroll system's id for this person (the payroll export's key)."
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.AE)
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
     is_active = models.BooleanField(default=True)

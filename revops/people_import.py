@@ -20,7 +20,7 @@ from revops.models import Role, Team, User
 from revops.tabular import ImportReport, Row, all_or_nothing, read_rows, reject_if_any
 
 REQUIRED = ["email", "name", "role"]
-OPTIONAL = ["team", "manager_email"]
+OPTIONAL = ["team", "manager_email", "employee_id"]
 # The role's value or its label, in any case: "ae", "Account executive".
 ROLES = {value: value for value in Role.values} | {label.lower(): value for value, label in Role.choices}
 EMAIL_MAX = User._meta.get_field("email").max_length
@@ -35,6 +35,7 @@ class _Person:
     name: str
     role: str
     team: str | None  # None: the file has no team column, so the stored team is kept
+    employee_id: str | None = None  # None: no employee_id column, the stored one is kept
 
 
 def _email(row: Row, column: str, *, required: bool) -> str:
@@ -69,6 +70,7 @@ def import_people(stream: BinaryIO, *, by: User | None = None) -> ImportReport:
         role = row.choice("role", ROLES)
         team = row.text("team", max_length=TEAM_MAX) if row.has("team") else None
         manager_email = _email(row, "manager_email", required=False)
+        employee_id = row.text("employee_id", max_length=64) if row.has("employee_id") else None
         if email in line_of_email:
             row.error("email", f"{email} appears twice (first on line {line_of_email[email]})")
         elif email:
@@ -86,7 +88,7 @@ def import_people(stream: BinaryIO, *, by: User | None = None) -> ImportReport:
                     f"{manager_email} conflicts with line {earlier[1]}, which makes {earlier[0]} the manager of {team}",
                 )
         if row.ok:
-            people.append(_Person(row.line, email, name, role, team))
+            people.append(_Person(row.line, email, name, role, team, employee_id))
 
     # One query per table: the people (and managers) named, and the teams named.
     existing = {
@@ -126,18 +128,26 @@ def import_people(stream: BinaryIO, *, by: User | None = None) -> ImportReport:
         team_id = teams[person.team.lower()].pk if person.team else None
         user = existing.get(person.email)
         if user is None:
-            user = User(email=person.email, name=person.name, role=person.role, team_id=team_id)
+            user = User(
+                email=person.email,
+                name=person.name,
+                role=person.role,
+                team_id=team_id,
+                employee_id=person.employee_id or "",
+            )
             user.password = make_password(None)  # unusable: password reset or an admin sets one
             created.append(user)
             continue
-        before = (user.name, user.role, user.team_id)
+        before = (user.name, user.role, user.team_id, user.employee_id)
         user.name, user.role = person.name, person.role
         if person.team is not None:
             user.team_id = team_id
-        if (user.name, user.role, user.team_id) != before:
+        if person.employee_id is not None:
+            user.employee_id = person.employee_id
+        if (user.name, user.role, user.team_id, user.employee_id) != before:
             changed.append(user)
     User.objects.bulk_create(created, batch_size=1000)
-    User.objects.bulk_update(changed, ["name", "role", "team"], batch_size=1000)
+    User.objects.bulk_update(changed, ["name", "role", "team", "employee_id"], batch_size=1000)
 
     by_email = existing | {user.email: user for user in created}
     teams_updated = []

@@ -29,6 +29,7 @@ from revops.clock import today_utc
 from revops.errors import ApplicationError
 from revops.idempotency import AlreadySubmitted, token_from
 from revops.models import User
+from revops.params import whole_number
 from revops.tabular import spreadsheet_safe
 
 
@@ -76,12 +77,25 @@ def index(request: HttpRequest) -> HttpResponse:
             period = parse_period(request.GET["period"]) if request.GET.get("period") else month_start(today_utc())
         except ValueError:
             period = month_start(today_utc())
+        rows = selectors.statements_list(viewer=user, period=period)
+        ends_on = add_months(period, 1)
         context.update(
             period=period,
-            rows=selectors.statements_list(viewer=user, period=period),
+            rows=rows,
             previous=add_months(period, -1),
             next=add_months(period, 1),
             sees_others=True,
+            ended=ends_on <= today_utc(),
+            ends_on=ends_on,
+            board={
+                "people": len(rows),
+                "approved": sum(1 for r in rows if r.approved),
+                "pending": sum(1 for r in rows if not r.approved and not r.open_inquiries),
+                "with_inquiries": sum(1 for r in rows if not r.approved and r.open_inquiries),
+                "paid": sum(1 for r in rows if r.paid_on),
+                "payable": sum((r.payable for r in rows), start=selectors.ZERO),
+            },
+            today=today_utc(),
         )
     template = "comp/statements.html#statement-list" if request.htmx and context.get("sees_others") else None
     return render(request, template or "comp/statements.html", context)
@@ -101,6 +115,8 @@ def _statement_context(request: HttpRequest, person: User, period: dt.date) -> d
         "is_own": person.pk == request.user.pk,
         "previous": add_months(period, -1),
         "next": add_months(period, 1),
+        "ended": add_months(period, 1) <= today_utc(),
+        "ends_on": add_months(period, 1),
     }
 
 
@@ -333,6 +349,8 @@ def _line_response(request: HttpRequest, line_id: int, *, error: str = "", body:
             person=item.person,
             period=item.period,
             period_str=f"{item.period:%Y-%m}",
+            ended=add_months(item.period, 1) <= today_utc(),
+            ends_on=add_months(item.period, 1),
         )
     return render(request, "comp/statement.html#line-response", context)
 
@@ -401,3 +419,81 @@ def estimator(request: HttpRequest, person_id: int) -> HttpResponse:
     context = {"estimates": estimates, "as_of": as_of, "person": request.user}
     template = "comp/statement.html#estimator" if request.htmx else "comp/statement_estimator.html"
     return render(request, template, context)
+
+
+# --- The monthly close ------------------------------------------------------------------------
+
+
+def _close_period(request: HttpRequest) -> dt.date | None:
+    """The posted month, or None after saying what is wrong with it."""
+    try:
+        return parse_period(request.POST.get("period", ""))
+    except ValueError:
+        messages.error(request, "Choose the month to close (YYYY-MM).")
+        return None
+
+
+@require_POST
+def approve_month(request: HttpRequest) -> HttpResponse:
+    """Finance approves every pending statement of a month without an open inquiry."""
+    if not services.is_finance(request.user):
+        raise PermissionDenied("Only finance approves statements.")
+    period = _close_period(request)
+    if period is None:
+        return redirect("comp:statements")
+    team = whole_number(request.POST.get("team", ""))
+    try:
+        result = services.statements_approve_pending(viewer=request.user, period=period, team_id=team)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        said = f"Approved {len(result.approved)} {period:%B %Y} statement{'s' if len(result.approved) != 1 else ''}."
+        if result.with_inquiries:
+            names = ", ".join(p.name for p in result.with_inquiries)
+            said += f" Left for their open inquiries: {names}."
+        messages.success(request, said)
+    return redirect(f"{reverse('comp:statements')}?period={period:%Y-%m}")
+
+
+@require_POST
+def mark_paid(request: HttpRequest) -> HttpResponse:
+    """Finance records the day payroll paid a month's approved statements."""
+    if not services.is_finance(request.user):
+        raise PermissionDenied("Only finance records payment.")
+    period = _close_period(request)
+    if period is None:
+        return redirect("comp:statements")
+    try:
+        paid_on = dt.date.fromisoformat(request.POST.get("paid_on", ""))
+    except ValueError:
+        messages.error(request, "Enter the day payroll paid (YYYY-MM-DD).")
+        return redirect(f"{reverse('comp:statements')}?period={period:%Y-%m}")
+    try:
+        count = services.statements_mark_paid(viewer=request.user, period=period, paid_on=paid_on)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"{count} approved {period:%B %Y} statement{'s' if count != 1 else ''} marked paid on {paid_on}."
+        )
+    return redirect(f"{reverse('comp:statements')}?period={period:%Y-%m}")
+
+
+@require_GET
+def payroll_csv(request: HttpRequest, period: str) -> HttpResponse:
+    """The payroll file of a month's paid statements (finance)."""
+    if not services.is_finance(request.user):
+        raise PermissionDenied("Only finance downloads the payroll file.")
+    try:
+        month = parse_period(period)
+    except ValueError:
+        raise Http404("No such month.") from None
+    rows = services.payroll_rows(viewer=request.user, period=month)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="payroll-{month:%Y-%m}.csv"'
+    writer = csv.writer(response)
+    columns = ["person", "email", "employee_id", "period", *services.PAYROLL_KINDS, "total", "currency", "paid_on"]
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([spreadsheet_safe(row[c]) if isinstance(row[c], str) else f"{row[c]:.2f}" for c in columns])
+    return response

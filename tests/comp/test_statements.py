@@ -29,6 +29,7 @@ from comp.models import (
     Plan,
     PlanType,
     PlanVersion,
+    Statement,
     StatementStatus,
 )
 from comp.periods import approved_periods, open_period
@@ -274,9 +275,16 @@ def test_a_change_after_approval_lands_in_the_next_open_month(people, ledger):
     assert open_period(MAR, frozen) == dt.date(2026, 5, 1)
 
 
-def test_approving_a_month_that_has_not_started_is_refused(people):
-    with pytest.raises(ApplicationError, match="has not started"):
-        services.statement_approve(person=people["avery"], period=dt.date(2099, 1, 1), approver=people["fran"])
+def test_approving_a_month_that_has_not_ended_is_refused(people):
+    """The running month showed an Approve button, and approving it froze a month still
+    collecting usage; a future month too."""
+    from comp.periods import month_start
+    from revops.clock import today_utc
+
+    for period in (dt.date(2099, 1, 1), month_start(today_utc())):
+        with pytest.raises(ApplicationError, match="has not ended: its statements can be approved from"):
+            services.statement_approve(person=people["avery"], period=period, approver=people["fran"])
+    assert not Statement.objects.exists()
 
 
 # --- Inquiries ---------------------------------------------------------------------------
@@ -654,3 +662,74 @@ def test_line_inputs_read_as_words_money_and_percentages():
         ("Days", "90 days"),
         ("Multiplier", "1.5×"),
     ]
+
+
+# --- The monthly close -------------------------------------------------------------------
+
+
+def test_bulk_approval_skips_statements_with_an_open_inquiry(people, ledger):
+    bea_line = LedgerLine.objects.get(person=people["bea"], period=MAR)
+    services.inquiry_raise(line=bea_line, person=people["bea"], body="Is this all?")
+
+    result = services.statements_approve_pending(viewer=people["fran"], period=MAR)
+
+    assert [p.name for p in result.approved] == ["Avery Exec"]
+    assert [p.name for p in result.with_inquiries] == ["Bea West"]
+    assert set(Statement.objects.filter(period=MAR).values_list("person__name", "status")) == {
+        ("Avery Exec", StatementStatus.APPROVED)
+    }
+
+
+def test_a_paid_month_changes_only_through_next_months_adjustments_and_its_payroll_file_matches_the_ledger(
+    people, ledger
+):
+    services.statements_approve_pending(viewer=people["fran"], period=MAR)
+    with pytest.raises(ApplicationError, match="paid after it ends"):
+        services.statements_mark_paid(viewer=people["fran"], period=MAR, paid_on=dt.date(2026, 3, 31))
+    assert services.statements_mark_paid(viewer=people["fran"], period=MAR, paid_on=dt.date(2026, 4, 5)) == 2
+
+    [avery, bea] = services.payroll_rows(viewer=people["fran"], period=MAR)
+    # Every line but the hold: 1,000 + 250 + 3,000 + 500 + 2,000 − 800 + 400 − 600 + 75.50 − 25.25.
+    assert (avery["person"], avery["total"], avery["commission"], avery["clawback"]) == (
+        "Avery Exec",
+        Decimal("5800.25"),
+        Decimal("1000.00"),
+        Decimal("-600.00"),
+    )
+    assert "hold" not in avery and (avery["currency"], avery["paid_on"]) == ("USD", "2026-04-05")
+    assert bea["total"] == Decimal("777.00")
+    inquiry = services.inquiry_raise(line=ledger["spiff"], person=people["avery"], body="Was it the new region?")
+    message = services.inquiry_answer(inquiry=inquiry, author=people["fran"], body="Yes.", adjustment=Decimal("50"))
+    assert message.adjustment.period == APR  # March is paid: the change lands in April
+    assert services.payroll_rows(viewer=people["fran"], period=MAR)[0]["total"] == Decimal("5800.25")
+
+
+def test_finance_closes_a_month_from_the_statements_page_and_downloads_payroll(people, ledger):
+    fran = client_for(people["fran"])
+
+    board = text(fran.get("/comp/statements/", {"period": "2026-03"}))
+    approved = fran.post("/comp/statements/close/approve/", {"period": "2026-03"}, follow=True)
+    paid = fran.post("/comp/statements/close/paid/", {"period": "2026-03", "paid_on": "2026-04-05"}, follow=True)
+    payroll = fran.get("/comp/statements/2026-03/payroll.csv")
+
+    assert "<strong>0</strong> of 2 approved · <strong>2</strong> pending" in board
+    assert "Approved 2 March 2026 statements." in text(approved)
+    assert "2 approved March 2026 statements marked paid on 2026-04-05." in text(paid)
+    rows = payroll.content.decode().splitlines()
+    assert rows[0].startswith("person,email,employee_id,period,commission,accelerator")
+    assert rows[1].startswith("Avery Exec,avery@example.test,,2026-03,1000.00,250.00,3000.00")
+    assert rows[1].endswith(",5800.25,USD,2026-04-05")
+    assert client_for(people["avery"]).get("/comp/statements/2026-03/payroll.csv").status_code == 403
+
+
+def test_the_running_month_shows_no_approve_button_and_says_when_it_can(people):
+    from comp.periods import month_start
+    from revops.clock import today_utc
+
+    running = month_start(today_utc())
+    LedgerLine.objects.create(
+        person=people["avery"], period=running, kind=LineKind.COMMISSION, key="c:now", amount=Decimal(1), inputs={}
+    )
+    page = text(client_for(people["fran"]).get(f"/comp/statements/{people['avery'].pk}/{running:%Y-%m}/"))
+
+    assert "Approve statement" not in page and "is still running" in page

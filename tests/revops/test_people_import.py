@@ -224,3 +224,16 @@ def test_finance_keeps_importing_people_without_role_changes():
     )
 
     assert (report.summary["created"], report.summary["updated"]) == (1, 1)
+
+
+def test_the_payroll_employee_id_is_imported_and_kept_when_the_column_is_absent():
+    import io
+
+    from revops.models import User
+    from revops.people_import import import_people
+
+    import_people(io.BytesIO(b"email,name,role,employee_id\nava@example.test,Ava,ae,E-1001\n"))
+    import_people(io.BytesIO(b"email,name,role\nava@example.test,Ava Exec,ae\n"))
+
+    ava = User.objects.get(email="ava@example.test")
+    assert (ava.name, ava.employee_id) == ("Ava Exec", "E-1001")
