@@ -28,7 +28,7 @@ HOME_PANELS: tuple[HomePanel, ...] = (
     HomePanel("triage", "Alerts to triage", "usage:home_triage", frozenset({Role.CSM, Role.LEADER, Role.ADMIN})),
     HomePanel("gates", "Under the floor before a gate", "usage:home_gates", frozenset({Role.AE, Role.CSM})),
     HomePanel("pay", "Your pay", "comp:home_pay", frozenset({Role.AE, Role.CSM})),
-    HomePanel("close", "Monthly close", "comp:home_close", frozenset({Role.FINANCE, Role.ADMIN})),
+    HomePanel("close", "Monthly close", "comp:home_close", frozenset({Role.FINANCE, Role.ADMIN}), wide=True),
     HomePanel("data", "Data in", "usage:home_data", frozenset({Role.FINANCE, Role.ADMIN})),
     HomePanel("team", "Team book", "usage:home_team", frozenset({Role.LEADER, Role.ADMIN}), wide=True),
     HomePanel(
