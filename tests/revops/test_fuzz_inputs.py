@@ -458,6 +458,8 @@ FUZZED = frozenset(
         # comp: plan documents, statements, inquiries
         "comp:plan_upload",
         "comp:statement_approve",
+        "comp:approve_month",
+        "comp:mark_paid",
         "comp:inquiry_raise",
         "comp:inquiry_answer",
         # forecasting: the deal desk
@@ -1451,6 +1453,39 @@ def test_plan_uploads_statement_approval_and_inquiries_refuse_bad_input_with_a_r
                 htmx=htmx,
             )
 
+    @fuzzed(20)
+    @given(
+        data=form(
+            {
+                "period": months,
+                "team": optional(st.one_of(st.integers(-1, 2**63).map(str), st.sampled_from(("²", "x", "")))),
+            },
+            {"period": JUNK},
+        )
+    )
+    def approve_month(data):
+        with rolled_back():
+            check_post(
+                "comp:approve_month", finance, "/comp/statements/close/approve/", data, tables=tables_of(Statement)
+            )
+
+    @fuzzed(20)
+    @given(
+        data=form(
+            {
+                "period": months,
+                "paid_on": st.one_of(
+                    st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)).map(str),
+                    st.sampled_from(("", "soon", "٢٠٢٦-٠١-٠١")),
+                ),
+            },
+            {"period": JUNK, "paid_on": JUNK},
+        )
+    )
+    def mark_paid(data):
+        with rolled_back():
+            check_post("comp:mark_paid", finance, "/comp/statements/close/paid/", data, tables=tables_of(Statement))
+
     inquiry_tables = tables_of(Inquiry, InquiryMessage, LedgerLine, FormSubmission)
 
     @fuzzed(30)
@@ -1487,6 +1522,8 @@ def test_plan_uploads_statement_approval_and_inquiries_refuse_bad_input_with_a_r
 
     plan_upload()
     approve()
+    approve_month()
+    mark_paid()
     inquiry_raise()
     inquiry_answer()
 
