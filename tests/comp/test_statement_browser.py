@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -163,3 +164,66 @@ def test_ae_reads_a_line_raises_an_inquiry_and_finance_answers_and_approves(
     page.get_by_role("link", name="Statements", exact=True).first.click()
     expect(page.locator(".my-statements")).to_contain_text("October 2026")
     screenshot(page, "statements-index-ae")
+
+
+def test_finance_closes_last_month_answers_bulk_approves_marks_paid_and_downloads_payroll(
+    logged_in_page, live_server, make_user, with_totp
+):
+    """The monthly close in Chromium: the open inquiry from the home page, approve the
+    pending statements, record payment, and the payroll file matches the ledger."""
+    from comp.periods import add_months, month_start
+    from revops.clock import today_utc
+
+    last = add_months(month_start(today_utc()), -1)
+    team = Team.objects.create(name="Sales East")
+    avery = make_user(Role.AE, team=team, name="Avery Exec", email="avery@example.test", employee_id="E-7")
+    bea = make_user(Role.AE, team=team, name="Bea West", email="bea@example.test")
+    fran = make_user(Role.FINANCE, name="Fran Finance", email="fran@example.test")
+    fran_code = with_totp(fran)
+    lines = {}
+    for person, kind, amount in (
+        (avery, LineKind.COMMISSION, "4000.00"),
+        (avery, LineKind.SPIFF, "2500.00"),
+        (bea, LineKind.COMMISSION, "1800.50"),
+    ):
+        lines[(person.pk, kind)] = LedgerLine.objects.create(
+            person=person,
+            period=last,
+            kind=kind,
+            key=f"{kind}:{person.pk}",
+            amount=Decimal(amount),
+            inputs={"formula": amount},
+            explanation=f"A {kind} line.",
+        )
+    inquiry = Inquiry.objects.create(line=lines[(bea.pk, LineKind.COMMISSION)], raised_by=bea)
+    inquiry.messages.create(author=bea, body="Is the Globex renewal in here?")
+
+    page = logged_in_page(fran, totp_code=fran_code)
+    close = page.locator("#home-close")
+    expect(close).to_contain_text("Open inquiries (1), oldest first")
+    close.get_by_role("link", name="Bea West · Commission").click()
+    row = page.locator(f"#line-{inquiry.line_id}")
+    row.locator("summary").click()
+    row.locator(".answer-form textarea[name=body]").fill("Not yet: it renews next month.")
+    row.get_by_role("button", name="Answer").click()
+    expect(page.locator("#messages")).to_contain_text("Answered Bea West's inquiry.")
+
+    page.goto(f"{live_server.url}/comp/statements/?period={last:%Y-%m}")
+    board = page.locator("#close-board")
+    expect(board).to_contain_text("0 of 2 approved · 2 pending · 0 waiting on an open inquiry · 0 paid")
+    board.get_by_role("button", name="Approve the 2 pending without an open inquiry").click()
+    expect(page.locator("#messages")).to_contain_text(f"Approved 2 {last:%B %Y} statements.")
+    board.locator("input[name=paid_on]").fill(today_utc().isoformat())
+    board.get_by_role("button", name="Mark the 2 approved paid").click()
+    expect(page.locator("#messages")).to_contain_text(f"2 approved {last:%B %Y} statements marked paid")
+    expect(board).to_contain_text("2 of 2 approved · 0 pending · 0 waiting on an open inquiry · 2 paid")
+    with page.expect_download() as download:
+        board.get_by_role("link", name="Download the payroll file").click()
+    screenshot(page, "close-finance")
+
+    rows = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert rows[1].startswith(f"Avery Exec,avery@example.test,E-7,{last:%Y-%m},4000.00,0.00,2500.00")
+    assert rows[1].split(",")[-3:-1] == ["6500.00", "USD"]
+    assert rows[2].split(",")[-3] == "1800.50"
+    assert set(Statement.objects.filter(period=last).values_list("status", flat=True)) == {StatementStatus.APPROVED}
+    assert Statement.objects.filter(period=last, paid_on=today_utc()).count() == 2
