@@ -347,15 +347,10 @@ def _send_action_notice(action_id: int, by_id: int) -> None:
     """Sent by name once the action commits; a broker that is away costs the email, never the action."""
     from celery import current_app
 
+    from revops.queue import SEND_OPTIONS
+
     try:
-        current_app.send_task(
-            NOTIFY_ACTION_TASK,
-            args=[action_id, by_id],
-            expires=24 * 3600,
-            ignore_result=True,
-            retry=True,
-            retry_policy={"max_retries": 1, "interval_start": 0},
-        )
+        current_app.send_task(NOTIFY_ACTION_TASK, args=[action_id, by_id], expires=24 * 3600, **SEND_OPTIONS)
     except Exception:
         logger.exception("could not send the notice for action item %s", action_id)
 

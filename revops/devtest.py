@@ -29,7 +29,9 @@ def _parallel(pytest_args: list[str]) -> list[str]:
     chosen = any(arg.startswith(("-n", "--numprocesses", "-x", "--exitfirst", "-k", "--pdb")) for arg in pytest_args)
     if chosen or "no:xdist" in pytest_args or any(not arg.startswith("-") for arg in pytest_args):
         return []
-    return ["-n", "auto"]
+    # loadgroup: a module marked ``xdist_group`` runs whole in one worker (the fuzz module's
+    # last test checks the totals of the properties before it).
+    return ["-n", "auto", "--dist", "loadgroup"]
 
 
 def main(pytest_args: list[str]) -> int:

@@ -17,26 +17,15 @@ from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 
+from revops.queue import SEND_OPTIONS
+
 logger = logging.getLogger(__name__)
 
 FOLD_TASK = "usage.tasks.fold_rollups"
 REFRESH_TASK = "usage.tasks.refresh_metrics"
 IMPORT_TASK = "usage.tasks.run_import_job"
 
-# How the fold, refresh and import tasks are sent. Nobody reads their results, and a send must not hold
-# up the request or upload whose commit it follows while the broker is away: without
-# ``ignore_result`` each send subscribes to the Redis result backend, which retries for
-# about 20 s when Redis is down (the events API took 4–20 s per batch during an outage:
-# bench/faults.py); kombu's connection failover behind ``retry=False`` waited 6 s. One
-# immediate reconnect (a pooled connection that a Redis restart dropped), then give up:
-# what could not be sent is picked up by the safety nets (the scheduled fold every
-# minute, the stale-import sweep; the job row is the outbox).
-SEND_OPTIONS = {
-    "ignore_result": True,
-    "retry": True,
-    "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
-}
-
+# How tasks are sent (nobody reads their results; never hold up a request): revops.queue.
 FOLD_SCHEDULED_KEY = "usage:rollup-fold-scheduled"
 # Batches arriving within this window share one fold.
 FOLD_DEBOUNCE_S = 2

@@ -7,6 +7,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from revops.clock import yesterday_utc as yesterday
+from revops.queue import SEND_OPTIONS
 from usage.ingestion import rollups
 from usage.ingestion.jobs import JobStillRunning, import_job_run, import_jobs_stale
 from usage.ingestion.services import retention_apply
@@ -61,9 +62,7 @@ def requeue_stale_import_jobs() -> list[int]:
     for job_id in stale:
         # No result to wait for, one quick reconnect: never blocks on a broker that went
         # away mid-sweep (the next sweep sends what this one could not).
-        run_import_job.apply_async(
-            args=[job_id], ignore_result=True, retry=True, retry_policy={"max_retries": 1, "interval_start": 0}
-        )
+        run_import_job.apply_async(args=[job_id], **SEND_OPTIONS)
     return stale
 
 

@@ -362,7 +362,9 @@ def inquiry_raise(request: HttpRequest, line_id: int) -> HttpResponse:
     try:
         services.inquiry_raise(line=item, person=request.user, body=body, submission=token_from(request.POST))
     except AlreadySubmitted:
-        pass  # the first of two identical posts sent it: show the line as it now is
+        # The first of two identical posts sent it: say so, and show the line as it now is.
+        messages.info(request, "That inquiry was already sent to finance; it is on the line below.")
+        return _line_response(request, line_id, totals=True)
     except ApplicationError as exc:
         return _line_response(request, line_id, error=exc.message, body=body[:4000])
     messages.success(request, "Your inquiry is with finance; the answer will appear on the line.")
