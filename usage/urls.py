@@ -34,6 +34,7 @@ urlpatterns = [
     path("home/meters/", home.home_meters, name="home_meters"),
     # The account page's panels (fetched by accounts' page with htmx).
     path("usage/accounts/<str:external_id>/metrics/", panels.metrics_panel, name="panel_metrics"),
+    path("usage/accounts/<str:external_id>/days/", panels.usage_days, name="account_days"),
     path("usage/accounts/<str:external_id>/usage-chart/", panels.usage_chart_panel, name="panel_usage_chart"),
     path("usage/accounts/<str:external_id>/alerts/", panels.alerts_panel, name="panel_alerts"),
 ]

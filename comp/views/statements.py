@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import importlib.util
 import json
 from decimal import Decimal, InvalidOperation
 
@@ -23,9 +22,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from comp import selectors, services
 from comp.models import Inquiry, LedgerLine
+from comp.outlook import pay_timeline
 from comp.periods import add_months, month_start, parse_period
 from revops.access import people_in_scope, sees_company, teams_managed_by
-from revops.clock import today_utc
+from revops.clock import today_utc, yesterday_utc
 from revops.errors import ApplicationError
 from revops.idempotency import AlreadySubmitted, token_from
 from revops.models import User
@@ -232,7 +232,32 @@ def _line_context(request: HttpRequest, line: LedgerLine, *, error: str = "", bo
         "error": error,
         "body": body,
         "statement_url": _statement_url(line.person_id, line.period),
+        "usage_links": usage_links(line),
     }
+
+
+# Inputs that name a day whose burn (the 30 days ending it) or usage decided the line.
+USAGE_DAYS = (
+    ("checkpoint", "The 30 days of usage behind the checkpoint's burn", 30),
+    ("released_on", "The 30 days of usage behind the release", 30),
+    ("clawback_day", "The 30 days of usage behind the clawback's burn", 30),
+    ("first_seen", "The day it was first seen", 1),
+)
+
+
+def usage_links(line: LedgerLine) -> list[tuple[str, str]]:
+    """Links to the usage days a line's figures came from (none for a line with no account)."""
+    if line.account_id is None:
+        return []
+    inputs, links = line.inputs or {}, []
+    for key, label, days in USAGE_DAYS:
+        try:
+            day = dt.date.fromisoformat(str(inputs.get(key, "")))
+        except ValueError:
+            continue
+        url = reverse("usage:account_days", args=[line.account.external_id])
+        links.append((f"{label} ({day})", f"{url}?through={day}&days={days}"))
+    return links
 
 
 # How each input a comp line records reads: its label and its kind of value. Ids are the
@@ -395,30 +420,17 @@ def inquiry_answer(request: HttpRequest, inquiry_id: int) -> HttpResponse:
 # --- The estimator -------------------------------------------------------------------------
 
 
-def gate_estimates(*, person: User, as_of: dt.date) -> list | None:
-    """``comp.engine.gate_estimates`` when the engine provides it, else None.
-
-    Only a missing module or function is tolerated; an engine that fails to import is
-    a real error and surfaces as one.
-    """
-    if importlib.util.find_spec("comp.engine") is None:
-        return None
-    engine = importlib.import_module("comp.engine")
-    estimate = getattr(engine, "gate_estimates", None)
-    if estimate is None:
-        return None
-    return list(estimate(person=person, as_of=as_of))
-
-
 @require_GET
 def estimator(request: HttpRequest, person_id: int) -> HttpResponse:
-    """What each account's next gate would pay if current burn holds: the AE's own only
-    (a forecast of someone else's pay is not theirs to see)."""
+    """What the AE's land deals will pay, hold or take back, and on which statement, if
+    today's burn holds: their own only (a forecast of someone else's pay is not theirs
+    to see)."""
     if person_id != request.user.pk:
         raise Http404("No such estimator.")
-    as_of = today_utc()
-    estimates = gate_estimates(person=request.user, as_of=as_of)
-    context = {"estimates": estimates, "as_of": as_of, "person": request.user}
+    as_of = yesterday_utc()
+    timeline = pay_timeline(person=request.user, as_of=as_of)
+    recorded = selectors.statement_totals(person=request.user, period=month_start(as_of))
+    context = {"timeline": timeline, "as_of": as_of, "person": request.user, "recorded": recorded}
     template = "comp/statement.html#estimator" if request.htmx else "comp/statement_estimator.html"
     return render(request, template, context)
 

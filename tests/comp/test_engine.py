@@ -25,7 +25,6 @@ from comp import engine
 from comp.engine import (
     compute_targets,
     expansion_by_beneficiary,
-    gate_estimates,
     marginal_accelerator,
     ramp_share,
     run_comp,
@@ -731,26 +730,6 @@ def test_run_comp_command_reports_what_it_did(land_deal, capsys):
     out = capsys.readouterr().out
     assert "1 ledger lines added" in out
     assert "0 ledger lines added" in out
-
-
-# --- The gate estimator --------------------------------------------------------------------------
-
-
-def test_gate_estimates_before_the_day_90_checkpoint(land_deal, avery, acme, meter):
-    # Feb 14 – Mar 15: 30 × $100 = $3,000 → $36,500 → 15.21% of $240,000.
-    spend(acme, meter, D(2026, 2, 14), D(2026, 3, 15), "100")
-    later = make_account("later")
-    own(later, avery)
-    contract(later, "100000", signed=D(2026, 3, 20))  # signed after the as-of day: no estimate yet
-    estimates = gate_estimates(person=avery, as_of=D(2026, 3, 15))
-    assert [(e.gate_label, e.gate_on, e.amount, e.current_burn, e.needed_burn, e.clears) for e in estimates] == [
-        ("Day-90 checkpoint", D(2026, 4, 1), Decimal("12000.00"), Decimal("0.1521"), Decimal("0.25"), False),
-        ("Day-365 clawback", D(2027, 1, 1), Decimal("-12000.00"), Decimal("0.1521"), Decimal("0.40"), False),
-    ]
-    assert all(e.account == acme for e in estimates)
-    # After day 90 only the clawback is ahead.
-    after = gate_estimates(person=avery, as_of=D(2026, 4, 2))
-    assert [e.gate_label for e in after if e.account == acme] == ["Day-365 clawback"]
 
 
 # --- Properties -----------------------------------------------------------------------------------

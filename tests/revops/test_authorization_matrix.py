@@ -97,6 +97,8 @@ def cells(w: dict) -> list[Cell]:
             for panel, route in (("metrics", "metrics"), ("usage_chart", "usage-chart"), ("alerts", "alerts"))
             for account, may in ((own, w["see_own_account"]), (other, w["see_other_account"]))
         ],
+        Cell("usage:account_days", f"/usage/accounts/{own}/days/?days=30", w["see_own_account"]),
+        Cell("usage:account_days", f"/usage/accounts/{other}/days/", w["see_other_account"]),
         # accounts
         *[
             Cell(f"accounts:{name}", f"/accounts/{account}/{route}", may, method)

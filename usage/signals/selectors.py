@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
 
 from revops.params import whole_number
 from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertState, MetricsRefresh
@@ -195,3 +195,66 @@ def company_metrics(*, as_of: dt.date) -> dict:
         "segments": sorted((row for row in today if row.segment), key=lambda row: row.segment),
         "figures": portfolio_figures(history),
     }
+
+
+# --- The usage days behind a figure ---------------------------------------------------------
+
+
+@dataclass
+class UsageDay:
+    day: dt.date
+    by_meter: list[tuple[str, Decimal, Decimal]]  # meter name, quantity, revenue
+
+    @property
+    def revenue(self) -> Decimal:
+        return sum((revenue for _, _, revenue in self.by_meter), Decimal(0))
+
+
+@dataclass
+class UsageDays:
+    """The daily rollups of an account and its divisions over ``first`` … ``last``, with
+    the run rate and burn they make on ``last`` (the definitions of ``metrics.burn_at``)."""
+
+    first: dt.date
+    last: dt.date
+    days: list[UsageDay]
+    accounts: int  # the account and its divisions
+    run_rate: Decimal | None  # only for a window of the run-rate length
+    committed_arr: Decimal | None
+    burn_rate: Decimal | None
+
+    @property
+    def length(self) -> int:
+        return (self.last - self.first).days + 1
+
+    @property
+    def revenue(self) -> Decimal:
+        return sum((d.revenue for d in self.days), Decimal(0))
+
+
+MAX_USAGE_DAYS = 92
+
+
+def usage_days(*, account, last: dt.date, length: int) -> UsageDays:
+    """``length`` days ending ``last`` (every day listed, empty ones too). Three queries."""
+    from usage.models import DailyRollup
+    from usage.signals.metrics import Thresholds, burn_at, subtree_ids
+
+    first = last - dt.timedelta(days=length - 1)
+    ids = subtree_ids([account.pk])
+    rows: dict[dt.date, list] = {first + dt.timedelta(days=k): [] for k in range(length)}
+    for day, meter, quantity, revenue in (
+        DailyRollup.objects.filter(account_id__in=ids, day__range=(first, last))
+        .values_list("day", "meter__name")
+        .annotate(quantity=Sum("quantity"), revenue=Sum("revenue"))
+        .order_by("day", "meter__name")
+        .values_list("day", "meter__name", "quantity", "revenue")
+    ):
+        rows[day].append((meter, quantity, revenue))
+    run_rate = committed = burn = None
+    if length == Thresholds().run_rate_days:
+        point = burn_at([(account.pk, last)]).get((account.pk, last))
+        if point is not None:
+            run_rate, committed, burn = point.run_rate, point.committed_arr or None, point.burn_rate
+    days = [UsageDay(day, meters) for day, meters in rows.items()]
+    return UsageDays(first, last, days, len(ids), run_rate, committed, burn)

@@ -294,3 +294,36 @@ def alerts_panel(request: HttpRequest, external_id: str) -> HttpResponse:
         "at_risk": revenue_at_risk_total(active),
     }
     return _panel(request, "usage/panels/alerts.html", context)
+
+
+@require_GET
+def usage_days(request: HttpRequest, external_id: str) -> HttpResponse:
+    """The daily usage behind a figure: ``?through=YYYY-MM-DD&days=N`` (N ≤ 92, default the
+    30 days of a run rate), the account's divisions included, with the run rate and burn
+    those days make. Statement lines link here for the days their burn came from."""
+    from revops.clock import yesterday_utc
+    from revops.params import whole_number
+    from usage.signals.selectors import MAX_USAGE_DAYS
+    from usage.signals.selectors import usage_days as days_of
+
+    account = _account(request, external_id)
+    errors = []
+    through = yesterday_utc()
+    if request.GET.get("through"):
+        try:
+            through = dt.date.fromisoformat(request.GET["through"])
+        except ValueError:
+            errors.append(f"through: '{request.GET['through'][:40]}' is not a date (YYYY-MM-DD)")
+        else:
+            if not day_in_range(through):
+                errors.append(f"through: {through} is outside the days revops covers")
+                through = yesterday_utc()
+    length = Thresholds().run_rate_days
+    if request.GET.get("days"):
+        asked = whole_number(request.GET["days"])
+        if asked is None or not 1 <= asked <= MAX_USAGE_DAYS:
+            errors.append(f"days: give a whole number of days from 1 to {MAX_USAGE_DAYS}")
+        else:
+            length = asked
+    context = {"account": account, "window": days_of(account=account, last=through, length=length), "errors": errors}
+    return render(request, "usage/usage_days.html", context, status=400 if errors else 200)
