@@ -80,7 +80,7 @@ STATUS_WORDS = {
     WILL_HOLD: "would be held",
     RELEASES: "released if burn holds",
     RECHECKED: "held · re-checked monthly",
-    CLAWBACK: "clawed back",
+    CLAWBACK: "clawback due",
     KEPT: "no clawback if burn holds",
     PAID: "paid · cleared",
     RELEASED: "released · paid",

@@ -227,3 +227,70 @@ def test_finance_closes_last_month_answers_bulk_approves_marks_paid_and_download
     assert rows[2].split(",")[-3] == "1800.50"
     assert set(Statement.objects.filter(period=last).values_list("status", flat=True)) == {StatementStatus.APPROVED}
     assert Statement.objects.filter(period=last, paid_on=today_utc()).count() == 2
+
+
+def test_an_ae_reads_what_they_will_be_paid_and_when(logged_in_page, live_server, make_user):
+    """Two land deals, hand-worked, on dates relative to today: Acme ($240,000 signed 75
+    days ago, burning $400/day → 60.83%) pays its $12,000 day-90 share in 15 days and keeps
+    it at day 365; Fourth Coffee ($226,000 signed 200 days ago, $198/day → 31.98%) cleared
+    day 90 but loses its $11,300 at day 365."""
+    from accounts.models import Contract, OwnerRole, Ownership, PricingModel
+    from comp.engine import run_comp
+    from comp.models import Assignment, Plan, PlanType, PlanVersion
+    from comp.periods import add_months, month_start
+    from revops.clock import yesterday_utc
+    from tests.comp.test_engine import LAND, make_meter, spend
+
+    as_of = yesterday_utc()
+    avery = make_user(Role.AE, name="Avery Exec", email="avery@example.test")
+    plan = Plan.objects.create(name="Land", type=PlanType.LAND)
+    PlanVersion.objects.create(plan=plan, version=1, effective_from=dt.date(2024, 1, 1), parameters=LAND)
+    Assignment.objects.create(person=avery, plan=plan, start_on=dt.date(2024, 1, 1), quota=Decimal("1000000"))
+    meter = make_meter("api-calls")
+    deals = {}
+    for external_id, name, commit, days_ago, daily in (
+        ("acme", "Acme Corp", "240000", 75, "400"),
+        ("fourth", "Fourth Coffee", "226000", 200, "198"),
+    ):
+        account = Account.objects.create(external_id=external_id, name=name, segment=Segment.MID_MARKET)
+        Ownership.objects.create(account=account, person=avery, role=OwnerRole.LAND_AE, start_on=dt.date(2024, 1, 1))
+        signed = as_of - dt.timedelta(days=days_ago)
+        Contract.objects.create(
+            external_id=f"{external_id}-1",
+            account=account,
+            pricing_model=PricingModel.COMMIT,
+            signed_on=signed,
+            start_on=signed,
+            end_on=signed + dt.timedelta(days=729),
+            committed_arr=Decimal(commit),
+        )
+        spend(account, meter, signed, as_of, daily)
+        deals[external_id] = signed
+    month = month_start(deals["fourth"])
+    while month < month_start(as_of):
+        run_comp(period=month)
+        month = add_months(month, 1)
+
+    page = logged_in_page(avery)
+    page.goto(f"{live_server.url}/comp/statements/{avery.pk}/{as_of:%Y-%m}/")
+    outlook = page.locator("#estimator")
+    expect(outlook).to_contain_text(f"Pay outlook if today's burn holds · burn as of {as_of}")
+    expect(outlook).to_contain_text("Expected from land deals over the next 12 statements: $700.00")
+    timeline = outlook.locator("table.pay-timeline")
+    pays_in = month_start(deals["acme"] + dt.timedelta(days=90))
+    claws_in = month_start(deals["fourth"] + dt.timedelta(days=365))
+    expect(timeline.locator("tr", has_text=f"{pays_in:%B %Y}")).to_contain_text(
+        "Acme Corp · Day-90 share: $12,000.00 (burn 60.8% now, needs 25.0%)"
+    )
+    expect(timeline.locator("tr", has_text=f"{claws_in:%B %Y}")).to_contain_text(
+        "Fourth Coffee · Day-365 clawback: −$11,300.00 (burn 32.0% now, needs 40.0%)"
+    )
+    gates = outlook.locator("table.estimator")
+    expect(gates.locator("tr", has_text="Fourth Coffee").filter(has_text="clawback")).to_contain_text("clawback due")
+    expect(gates.locator("tr", has_text="Acme Corp").filter(has_text="clawback")).to_contain_text(
+        "no clawback if burn holds"
+    )
+    screenshot(page, "pay-outlook-ae")
+    # The account the clawback turns on is one click away.
+    timeline.get_by_role("link", name="Fourth Coffee").first.click()
+    expect(page.locator("h1")).to_contain_text("Fourth Coffee")
