@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from comp.views import home, plans, statements
+from comp.views import cs, home, plans, statements
 
 
 class MonthConverter:
@@ -34,6 +34,7 @@ urlpatterns = [
     path("statements/<int:person_id>/<statement_month:period>.csv", statements.statement_csv, name="statement_csv"),
     path("statements/<int:person_id>/<statement_month:period>/approve/", statements.approve, name="statement_approve"),
     path("statements/<int:person_id>/estimator/", statements.estimator, name="estimator"),
+    path("statements/<int:person_id>/nrr/", cs.cs_outlook, name="cs_outlook"),
     path("statements/lines/<int:line_id>/", statements.line, name="line"),
     path("statements/lines/<int:line_id>/inquiries/", statements.inquiry_raise, name="inquiry_raise"),
     path("statements/inquiries/<int:inquiry_id>/answer/", statements.inquiry_answer, name="inquiry_answer"),

@@ -9,11 +9,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from comp import selectors
+from comp.cs_outlook import cs_outlooks
 from comp.models import Inquiry
 from comp.periods import add_months, month_start
 from revops.access import people_in_scope
-from revops.clock import today_utc
+from revops.clock import today_utc, yesterday_utc
 from revops.home import require_panel
+from revops.models import Role
 
 TEMPLATE = "comp/home.html"
 CLOSE_MONTHS = 3
@@ -38,6 +40,8 @@ def home_pay(request: HttpRequest) -> HttpResponse:
         "last_approved": selectors.statement_approved(person=person, period=last),
         "inquiries": list(inquiries),
         "open_inquiries": Inquiry.objects.filter(raised_by=person, status=Inquiry.Status.OPEN).count(),
+        # A CSM's bonus is paid when the quota period closes: until then, the running figure.
+        "cs": cs_outlooks(person=person, as_of=yesterday_utc()) if person.role == Role.CSM else [],
     }
     return render(request, f"{TEMPLATE}#pay", context)
 

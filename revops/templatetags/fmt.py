@@ -84,3 +84,12 @@ def sparkline(values, size: str = "120x28"):
         f"Daily revenue, last {len(numbers)} days",
         points,
     )
+
+
+@register.filter
+def times(value) -> str:
+    """A multiplier as read: 1.5000 → 1.5×, 1.0 → 1×; — for nothing."""
+    number = _decimal(value)
+    if number is None:
+        return "—"
+    return f"{number.normalize():f}×"

@@ -123,6 +123,8 @@ def cells(w: dict) -> list[Cell]:
         Cell("comp:statement_approve", f"/comp/statements/{w['ae']}/{w['period']}/approve/", DATA, "post"),
         Cell("comp:estimator", f"/comp/statements/{w['ae']}/estimator/", w["estimate_ae"]),
         Cell("comp:estimator", f"/comp/statements/{w['other_ae']}/estimator/", w["estimate_other"]),
+        Cell("comp:cs_outlook", f"/comp/statements/{w['csm']}/nrr/", w["see_csm_pay"]),
+        Cell("comp:cs_outlook", f"/comp/statements/{w['ae']}/nrr/", NOBODY),  # no CS plan: nothing to see
         Cell("comp:line", f"/comp/statements/lines/{w['ae_line']}/", w["see_ae_pay"]),
         Cell("comp:line", f"/comp/statements/lines/{w['other_line']}/", w["see_other_pay"]),
         Cell("comp:inquiry_raise", f"/comp/statements/lines/{w['ae_line']}/inquiries/", w["raise_ae"], "post"),
@@ -250,6 +252,7 @@ def _world() -> dict:
         "people": people,
         "ae": ae.pk,
         "other_ae": other_line.person_id,
+        "csm": people[Role.CSM].pk,
         "other_ae_email": other_line.person.email,
         "own_account": own.external_id,
         "other_account": other.external_id,
@@ -355,6 +358,7 @@ EXPECTED = {
     "statements": EVERYONE,  # the index of the statements one may see (none for product)
     "see_ae_pay": frozenset({Role.AE, Role.LEADER, Role.FINANCE, Role.ADMIN}),
     "see_other_pay": frozenset({Role.LEADER, Role.FINANCE, Role.ADMIN}),
+    "see_csm_pay": frozenset({Role.CSM, Role.LEADER, Role.FINANCE, Role.ADMIN}),  # as statements
     "estimate_ae": frozenset({Role.AE}),  # one's own pay, planned by oneself
     "estimate_other": NOBODY,
     "raise_ae": frozenset({Role.AE}),
