@@ -347,7 +347,7 @@ def test_usage_chart_without_htmx_is_a_page_that_loads_plotly(client, usage, ae)
 
     html = client.get(url("usage_chart", usage)).content.decode()
 
-    assert "<html" in html and "plotly-3.7.0.min.js" in html and "js/charts.js" in html
+    assert "<html" in html and "plotly-finance-3.7.0.min.js" in html and "js/charts.js" in html
 
 
 # --- Alerts -------------------------------------------------------------------------------
