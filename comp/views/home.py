@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from comp import selectors
-from comp.cs_outlook import cs_outlooks
+from comp.cs_outlook import cs_outlook
 from comp.models import Inquiry
 from comp.periods import add_months, month_start
 from revops.access import people_in_scope
@@ -41,7 +41,7 @@ def home_pay(request: HttpRequest) -> HttpResponse:
         "inquiries": list(inquiries),
         "open_inquiries": Inquiry.objects.filter(raised_by=person, status=Inquiry.Status.OPEN).count(),
         # A CSM's bonus is paid when the quota period closes: until then, the running figure.
-        "cs": cs_outlooks(person=person, as_of=yesterday_utc()) if person.role == Role.CSM else [],
+        "cs": cs_outlook(person, yesterday_utc()) if person.role == Role.CSM else [],
     }
     return render(request, f"{TEMPLATE}#pay", context)
 

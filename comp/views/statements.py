@@ -21,6 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from comp import selectors, services
+from comp.cs_outlook import has_cs_plan
 from comp.models import Inquiry, LedgerLine
 from comp.outlook import pay_timeline
 from comp.periods import add_months, month_start, parse_period
@@ -28,7 +29,7 @@ from revops.access import people_in_scope, sees_company, teams_managed_by
 from revops.clock import today_utc, yesterday_utc
 from revops.errors import ApplicationError
 from revops.idempotency import AlreadySubmitted, token_from
-from revops.models import User
+from revops.models import Role, User
 from revops.params import whole_number
 from revops.tabular import spreadsheet_safe
 
@@ -72,6 +73,8 @@ def index(request: HttpRequest) -> HttpResponse:
     everyone in scope (with approve buttons for finance)."""
     user = request.user
     context: dict = {"mine": selectors.my_statements(person=user), "is_finance": services.is_finance(user)}
+    # A CS bonus is paid when its period closes: until then, its outlook is what there is.
+    context["cs_outlook"] = user.role == Role.CSM and has_cs_plan(user, yesterday_utc())
     if _sees_others(user):
         try:
             period = parse_period(request.GET["period"]) if request.GET.get("period") else month_start(today_utc())
