@@ -180,7 +180,19 @@ def tier_reached(attainment: Decimal | None, tiers: list[dict]) -> Decimal:
 class Run:
     """Everything one computation reads, loaded once (a constant number of queries)."""
 
-    def __init__(self, period: dt.date, through: dt.date | None = None) -> None:
+    def __init__(
+        self,
+        period: dt.date,
+        through: dt.date | None = None,
+        *,
+        overrides: dict[int, list[PlanVersion]] | None = None,
+        memo: dict | None = None,
+    ) -> None:
+        """``overrides`` replaces the stored versions of the plans it names (plan id → versions
+        sorted by effective_from): what a what-if (``comp.whatif``) computes under. ``memo``
+        keeps the reads that depend on the data alone (burn on a day, a window's expansion
+        credit, a book's retention inputs at a quarter end); a what-if shares one between
+        the months it replays, a run has its own."""
         from revops.models import User
 
         self.period = period
@@ -195,6 +207,8 @@ class Run:
             "effective_from"
         ):
             versions[version.plan_id].append(version)
+        if overrides is not None:
+            versions.update(overrides)
         self.versions = versions
         self.started_on = dict(User.objects.values_list("pk", "started_on"))
         self.owners = Owners()
@@ -204,7 +218,8 @@ class Run:
         self.attainments: list[Attainment] = []
         # Key prefixes of settled quota periods: neither recomputed nor reversed.
         self.settled: list[str] = []
-        self._burn: dict = {}
+        self.memo: dict = {} if memo is None else memo
+        self._burn: dict = self.memo.setdefault("burn", {})
 
     def version(self, assignment: Assignment, day: dt.date) -> PlanVersion | None:
         return _version_on(self.versions.get(assignment.plan_id, []), day)
@@ -708,7 +723,7 @@ def quota_periods(assignment: Assignment, as_of: dt.date) -> list[tuple[dt.date,
 def expand_targets(run: Run) -> None:
     """Quota on net-new ARR from consumption per quota period; the open one is recomputed
     quarter to date each month and the difference paid (true-up)."""
-    windows: dict[tuple[dt.date, dt.date, int], dict] = {}
+    windows: dict[tuple[dt.date, dt.date, int], Expansion] = run.memo.setdefault("expansion", {})
     for assignment in run.assignments:
         if assignment.plan.type != PlanType.EXPAND:
             continue
@@ -985,7 +1000,10 @@ def cs_targets(run: Run) -> None:
                 by_person[person].append(account_id)
         books[end] = by_person
         members = [a for accounts in by_person.values() for a in accounts]
-        inputs[end] = retention_inputs(as_of=end, accounts=members, thresholds=Thresholds())
+        key = (end, frozenset(members))
+        if key not in (retention := run.memo.setdefault("retention", {})):
+            retention[key] = retention_inputs(as_of=end, accounts=members, thresholds=Thresholds())
+        inputs[end] = retention[key]
     for assignment, start, end in periods:
         _cs_period(run, assignment, start, end, books[end].get(assignment.person_id, []), inputs[end])
 
@@ -1161,8 +1179,20 @@ def draw_targets(run: Run, deals: list[LandDeal]) -> None:
             month = add_months(month, 1)
 
 
-def compute_targets(period: dt.date, through: dt.date | None = None) -> Run:
-    run = Run(month_start(period), through)
+def compute_targets(
+    period: dt.date,
+    through: dt.date | None = None,
+    *,
+    overrides: dict[int, list[PlanVersion]] | None = None,
+    memo: dict | None = None,
+) -> Run:
+    """What every key should total as of ``period``'s last day (``through``); ``overrides``
+    and ``memo`` as in ``Run``."""
+    return compute(Run(month_start(period), through, overrides=overrides, memo=memo))
+
+
+def compute(run: Run) -> Run:
+    """Every phase of a run, in order, into ``run.targets`` and ``run.attainments``."""
     deals = land_deals(run)
     land_targets(run, deals)
     land_credit_and_accelerators(run, deals)
@@ -1213,31 +1243,69 @@ def run_comp(*, period: dt.date, through: dt.date | None = None, user=None) -> R
 
 
 def _differences(computed: Run, run_row: CompRun) -> list[LedgerLine]:
-    period = computed.period
-    targets: dict[tuple[int, str], Target] = {}
-    for target in computed.targets:
-        key = (target.person_id, target.key)
-        if key in targets:  # one key, one total
-            targets[key].amount += target.amount
-        else:
-            targets[key] = target
+    targets = merged_targets(computed)
     people = {person for person, _ in targets} | set(
         LedgerLine.objects.filter(run__isnull=False).values_list("person_id", flat=True).distinct()
     )
-    existing: dict[tuple[int, str], Decimal] = {}
-    kinds: dict[tuple[int, str], str] = {}
-    for person_id, key, kind, total in (
+    existing, kinds = recorded(
         LedgerLine.objects.filter(person_id__in=people, run__isnull=False)
         .values_list("person_id", "key", "kind")
         .annotate(total=Sum("amount"))
-    ):
+    )
+    return differences(
+        computed.period,
+        targets,
+        existing=existing,
+        kinds=kinds,
+        frozen=approved_periods(people),
+        settled=computed.settled,
+        run_row=run_row,
+    )
+
+
+def merged_targets(computed: Run) -> dict[tuple[int, str], Target]:
+    """The run's targets by (person, key): one key, one total."""
+    targets: dict[tuple[int, str], Target] = {}
+    for target in computed.targets:
+        key = (target.person_id, target.key)
+        if key in targets:
+            targets[key].amount += target.amount
+        else:
+            targets[key] = target
+    return targets
+
+
+def recorded(
+    rows: Iterable[tuple[int, str, str, Decimal]],
+    existing: dict[tuple[int, str], Decimal] | None = None,
+    kinds: dict[tuple[int, str], str] | None = None,
+) -> tuple[dict[tuple[int, str], Decimal], dict[tuple[int, str], str]]:
+    """What the ledger holds per (person, key), and the kind that names each key, from
+    (person, key, kind, amount) rows (added to ``existing`` and ``kinds`` when given)."""
+    existing = {} if existing is None else existing
+    kinds = {} if kinds is None else kinds
+    for person_id, key, kind, total in rows:
         existing[(person_id, key)] = existing.get((person_id, key), ZERO) + total
         # A reversal takes the key's own kind, not that of an earlier true-up or adjustment.
         if kind not in (LineKind.TRUE_UP, LineKind.ADJUSTMENT) or (person_id, key) not in kinds:
             kinds[(person_id, key)] = kind
-    frozen = approved_periods(people)
+    return existing, kinds
+
+
+def differences(
+    period: dt.date,
+    targets: dict[tuple[int, str], Target],
+    *,
+    existing: dict[tuple[int, str], Decimal],
+    kinds: dict[tuple[int, str], str],
+    frozen: dict[int, set[dt.date]],
+    settled: Iterable[str],
+    run_row: CompRun | None = None,
+) -> list[LedgerLine]:
+    """The lines a run of ``period`` appends (unsaved), given what the ledger holds: pure,
+    so a what-if applies the same rules to a ledger it keeps in memory."""
     lines = []
-    settled = tuple(computed.settled)
+    settled = tuple(settled)
     for pair in sorted(set(targets) | set(existing)):
         if pair not in targets and settled and pair[1].startswith(settled):
             continue  # a settled quota period: left as recorded

@@ -295,3 +295,65 @@ class Attainment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person} {self.period:%Y-%m}: {self.attainment}"
+
+
+@audited()
+class PlanDraft(models.Model):
+    """A plan document finance is trying out (``comp.whatif``): plan versions only, checked
+    like an import but stored as text, never as versions, until it is published."""
+
+    title = models.CharField(max_length=120)
+    document = models.TextField(help_text="YAML or JSON: plans: (one version per plan), no assignments.")
+    based_on = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-updated_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class WhatIfRun(models.Model):
+    """One replay of a draft over the last ``months`` complete months: a Celery job whose
+    result (Decimal amounts as strings) is kept; nothing it computes reaches the ledger."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Done"
+        FAILED = "failed", "Failed"
+
+    draft = models.ForeignKey(PlanDraft, on_delete=models.CASCADE, related_name="runs")
+    document = models.TextField(help_text="The draft's document when the run was asked for.")
+    months = models.PositiveSmallIntegerField()
+    first_month = models.DateField()
+    last_month = models.DateField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    months_done = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(months__gte=1) & Q(months__lte=24), name="whatifrun_months_1_to_24")
+        ]
+
+    def __str__(self) -> str:
+        return f"what-if of {self.draft} over {self.months} months ({self.status})"

@@ -866,13 +866,12 @@ def _check_assignments(
     return new
 
 
-def plans_import(*, data: bytes, filename: str, user: User | None = None) -> PlanReport:
-    """Import a plan document, or raise ``PlansRejected`` having written nothing.
-
-    The summary counts plans and versions created, versions unchanged, and assignments
-    created and unchanged.
-    """
-    report = PlanReport()
+def _read_document(
+    data: bytes, filename: str, report: PlanReport
+) -> tuple[_Checker, list, list[_Version], list[_Assignment]]:
+    """The document's checker, plan entries as written, and the versions and assignments
+    read from it (each problem in ``report``); raises ``PlansRejected`` when the document
+    cannot be read as a plan document at all."""
     if len(data) > MAX_BYTES:
         report.add("", f"the file is larger than {MAX_BYTES // 1_000_000} MB")
         raise PlansRejected(report)
@@ -892,6 +891,43 @@ def plans_import(*, data: bytes, filename: str, user: User | None = None) -> Pla
     assignments = [
         a for i, entry in enumerate(assignment_entries) if (a := _read_assignment(check, entry, f"assignments[{i}]"))
     ]
+    return check, plan_entries, versions, assignments
+
+
+@dataclass
+class CheckedDocument:
+    """A document read and checked without writing: its versions and assignments, the
+    report (``ok`` when nothing is wrong) and the checker, for a caller's own rules."""
+
+    report: PlanReport
+    versions: list[_Version]
+    assignments: list[_Assignment]
+    check: _Checker | None
+
+
+def plans_validate(*, data: bytes, filename: str) -> CheckedDocument:
+    """Read and check a document as ``plans_import`` does, writing nothing: every value of
+    every plan and assignment (path, line, reason) and the pilot accounts. The rules that
+    compare it with what is stored (when a new version may start, overlapping assignments)
+    are ``plans_import``'s when the document is imported."""
+    report = PlanReport()
+    try:
+        check, _entries, versions, assignments = _read_document(data, filename, report)
+    except PlansRejected:
+        return CheckedDocument(report, [], [], None)
+    _check_pilot_accounts(check, versions)
+    report.errors.sort(key=lambda error: error["line"] or 0)  # stable: document order
+    return CheckedDocument(report, versions, assignments, check)
+
+
+def plans_import(*, data: bytes, filename: str, user: User | None = None) -> PlanReport:
+    """Import a plan document, or raise ``PlansRejected`` having written nothing.
+
+    The summary counts plans and versions created, versions unchanged, and assignments
+    created and unchanged.
+    """
+    report = PlanReport()
+    check, plan_entries, versions, assignments = _read_document(data, filename, report)
 
     with transaction.atomic():
         names = {v.name for v in versions} | {a.plan for a in assignments}

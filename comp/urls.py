@@ -2,7 +2,7 @@
 
 from django.urls import path, register_converter
 
-from comp.views import cs, home, plans, statements
+from comp.views import cs, home, plans, statements, whatif
 
 
 class MonthConverter:
@@ -26,6 +26,12 @@ urlpatterns = [
     path("plans/upload/", plans.plan_upload, name="plan_upload"),
     path("plans/<int:plan_id>/", plans.plan_detail, name="plan_detail"),
     path("plans/<int:plan_id>/plan.yaml", plans.plan_download, name="plan_download"),
+    path("plans/whatif/", whatif.whatif_index, name="whatif"),
+    path("plans/whatif/new/", whatif.whatif_new, name="whatif_new"),
+    path("plans/whatif/<int:draft_id>/", whatif.whatif_draft, name="whatif_draft"),
+    path("plans/whatif/<int:draft_id>/run/", whatif.whatif_run_new, name="whatif_run_new"),
+    path("plans/whatif/<int:draft_id>/publish/", whatif.whatif_publish, name="whatif_publish"),
+    path("plans/whatif/runs/<int:run_id>/", whatif.whatif_run, name="whatif_run"),
     path("statements/", statements.index, name="statements"),
     path("statements/close/approve/", statements.approve_month, name="approve_month"),
     path("statements/close/paid/", statements.mark_paid, name="mark_paid"),
