@@ -19,7 +19,7 @@ from bench import common
 
 # bulk_import leaves the 10M-event database that rollup_fold reuses; api_ingest runs on it after.
 # metrics_refresh, comp_run and forecast_run generate their own databases (revops_bench_metrics,
-# revops_bench_comp, revops_bench_forecast); faults drops and re-creates revops_bench_faults.
+# revops_bench_comp, revops_bench_forecast; whatif reuses comp_run's); faults drops and re-creates revops_bench_faults.
 BENCHES = (
     "bulk_import",
     "rollup_fold",
@@ -27,8 +27,11 @@ BENCHES = (
     "seed_demo",
     "metrics_refresh",
     "comp_run",
+    "whatif",
     "forecast_run",
     "faults",
+    "crm_sync",
+    "page_weight",
 )
 
 
@@ -74,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         "seed_demo": [],
         "metrics_refresh": ["--reuse"] if args.reuse_metrics else [],
         "comp_run": ["--reuse"] if args.reuse_comp else [],
+        "whatif": ["--reuse"],  # comp_run (just before it) leaves its company and ledger
         "forecast_run": ["--reuse"] if args.reuse_forecast else [],
         "faults": ["--events", str(args.events)] if args.events else [],
+        "crm_sync": [],
+        "page_weight": [],
     }
 
     rows: list[common.Row] = []

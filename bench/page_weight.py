@@ -105,8 +105,7 @@ def measure(page, url: str) -> tuple[float, int, int]:
     drawn_ms = max(
         drawn_ms,
         page.evaluate(
-            "() => [...document.querySelectorAll('[data-chart]')].every(el => el.dataset.drawn === '1')"
-            " ? 0 : Infinity"
+            "() => [...document.querySelectorAll('[data-chart]')].every(el => el.dataset.drawn === '1') ? 0 : Infinity"
         ),
     )
     origin = page.evaluate("() => performance.timeOrigin")

@@ -60,4 +60,16 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(day_of_month=1, hour=2, minute=0),
         "options": {"expires": 12 * 3600},
     },
+    # CRM connections: read runs when each connection's schedule is due (hourly by default),
+    # and the daily write-back of metrics to the CRM's accounts after the nightly forecasts.
+    "integrations-schedule-reads": {
+        "task": "integrations.tasks.schedule_reads",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+    "integrations-writeback-daily": {
+        "task": "integrations.tasks.schedule_writebacks",
+        "schedule": crontab(hour=4, minute=0),
+        "options": {"expires": 6 * 3600},
+    },
 }

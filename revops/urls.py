@@ -24,6 +24,7 @@ urlpatterns = [
     path("comp/", include("comp.urls")),  # /comp/plans/, /comp/statements/
     path("", include("forecasting.urls")),  # /forecasts/, /planning/
     path("reviews/", include("reviews.urls")),
+    path("data/connections/", include("integrations.urls")),
     path("auth/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

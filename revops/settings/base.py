@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "comp",
     "forecasting",
     "reviews",
+    "integrations",  # CRM connections, on top of the apps; no app imports it
     "demo",  # on top of every app; no app imports it
 ]
 
@@ -263,3 +264,10 @@ LOGGING = {
         "pgserver": {"level": "WARNING"},
     },
 }
+
+# CRM connections (integrations/): the Fernet key for stored credentials (derived from
+# SECRET_KEY when unset), and the backoff on rate limits.
+REVOPS_FIELD_KEY = env.str("REVOPS_FIELD_KEY", default="")
+CRM_RETRY_MAX = env.int("CRM_RETRY_MAX", default=8)
+CRM_RETRY_BASE_S = env.float("CRM_RETRY_BASE_S", default=1.0)
+CRM_RETRY_CAP_S = env.float("CRM_RETRY_CAP_S", default=60.0)

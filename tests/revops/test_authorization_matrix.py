@@ -112,6 +112,12 @@ def cells(w: dict) -> list[Cell]:
         Cell("comp:plan_upload", "/comp/plans/upload/", DATA),
         Cell("comp:plan_detail", f"/comp/plans/{w['plan']}/", COMPANY),
         Cell("comp:plan_download", f"/comp/plans/{w['plan']}/plan.yaml", COMPANY),
+        Cell("comp:whatif", "/comp/plans/whatif/", DATA),
+        Cell("comp:whatif_new", f"/comp/plans/whatif/new/?plan={w['plan']}", DATA),
+        Cell("comp:whatif_draft", f"/comp/plans/whatif/{w['whatif_draft']}/", DATA),
+        Cell("comp:whatif_run_new", f"/comp/plans/whatif/{w['whatif_draft']}/run/", DATA, "post"),
+        Cell("comp:whatif_publish", f"/comp/plans/whatif/{w['whatif_draft']}/publish/", DATA, "post"),
+        Cell("comp:whatif_run", f"/comp/plans/whatif/runs/{w['whatif_run']}/", DATA),
         Cell("comp:statements", "/comp/statements/", w["statements"]),
         Cell("comp:approve_month", "/comp/statements/close/approve/", DATA, "post"),
         Cell("comp:mark_paid", "/comp/statements/close/paid/", DATA, "post"),
@@ -124,6 +130,7 @@ def cells(w: dict) -> list[Cell]:
         Cell("comp:estimator", f"/comp/statements/{w['ae']}/estimator/", w["estimate_ae"]),
         Cell("comp:estimator", f"/comp/statements/{w['other_ae']}/estimator/", w["estimate_other"]),
         Cell("comp:cs_outlook", f"/comp/statements/{w['csm']}/nrr/", w["see_csm_pay"]),
+        Cell("comp:cs_outlook", f"/comp/statements/{w['other_csm']}/nrr/", w["see_other_pay"]),  # not the CSM's
         Cell("comp:cs_outlook", f"/comp/statements/{w['ae']}/nrr/", NOBODY),  # no CS plan: nothing to see
         Cell("comp:line", f"/comp/statements/lines/{w['ae_line']}/", w["see_ae_pay"]),
         Cell("comp:line", f"/comp/statements/lines/{w['other_line']}/", w["see_other_pay"]),
@@ -182,6 +189,14 @@ def cells(w: dict) -> list[Cell]:
         Cell("api-v1:account_forecast", f"/api/v1/forecasts/accounts/{other}", w["see_other_account"]),
         Cell("api-v1:forecast_accuracy", "/api/v1/forecasts/accuracy", w["forecasts"]),
         Cell("api-v1:api-root", "/api/v1/", NOBODY, public=False),
+        # integrations: Data → Connections, and the account page's CRM link
+        Cell("integrations:connections", "/data/connections/", DATA),
+        Cell("integrations:connection", f"/data/connections/{w['crm_connection']}/", DATA),
+        Cell("integrations:mapping", f"/data/connections/{w['crm_connection']}/mapping/", DATA, "post"),
+        Cell("integrations:run", f"/data/connections/{w['crm_connection']}/run/", DATA, "post"),
+        Cell("integrations:run_detail", f"/data/connections/runs/{w['crm_run']}/", DATA),
+        Cell("integrations:account_link", f"/data/connections/accounts/{own}/crm-link/", w["see_own_account"]),
+        Cell("integrations:account_link", f"/data/connections/accounts/{other}/crm-link/", w["see_other_account"]),
     ]
 
 
@@ -241,6 +256,15 @@ def _world() -> dict:
         ).pk
 
     action = new_action()
+    # A plan what-if draft and a replay of it that ran (comp.whatif), as finance makes them.
+    from comp.whatif import draft_create, draft_document, whatif_execute, whatif_run_create
+
+    plan = Plan.objects.exclude(type=PlanType.PILOT).order_by("pk").first()
+    whatif_draft = draft_create(
+        title="What-if", document=draft_document(plan), based_on=plan, user=people[Role.FINANCE]
+    )
+    whatif_run = whatif_run_create(draft=whatif_draft, months=3, user=people[Role.FINANCE])
+    whatif_execute(run_id=whatif_run.pk)
     samples = {"own": own, "other": other, "own_alert": own_alert, "other_alert": other_alert, "ae_line": ae_line}
     samples |= {"other_line": other_line, "final": final, "draft": draft}
     assert all(samples.values()), [name for name, value in samples.items() if value is None]
@@ -248,11 +272,18 @@ def _world() -> dict:
         kind=ImportKind.USAGE, file_name="u.csv", path="/nonexistent", sha256="x", size_bytes=1
     )
     key, _ = api_key_create(name="k", scopes=["events:write"], created_by=people[Role.ADMIN])
+    from integrations.models import Connection, RunKind, SyncRun
+
+    crm = Connection.objects.create(name="CRM", provider="salesforce", base_url="https://example.my.salesforce.com")
+    crm_run = SyncRun.objects.create(connection=crm, kind=RunKind.READ)
     return {
+        "crm_connection": crm.pk,
+        "crm_run": crm_run.pk,
         "people": people,
         "ae": ae.pk,
         "other_ae": other_line.person_id,
         "csm": people[Role.CSM].pk,
+        "other_csm": User.objects.filter(role=Role.CSM).exclude(pk=people[Role.CSM].pk).order_by("email").first().pk,
         "other_ae_email": other_line.person.email,
         "own_account": own.external_id,
         "other_account": other.external_id,
@@ -264,7 +295,9 @@ def _world() -> dict:
         "ae_line": ae_line.pk,
         "other_line": other_line.pk,
         "inquiry": inquiry.pk,
-        "plan": Plan.objects.exclude(type=PlanType.PILOT).order_by("pk").first().pk,
+        "plan": plan.pk,
+        "whatif_draft": whatif_draft.pk,
+        "whatif_run": whatif_run.pk,
         "pilot": Plan.objects.filter(type=PlanType.PILOT).order_by("pk").first().pk,
         "release": ProductRelease.objects.order_by("pk").first().pk,
         "final": f"{final.month:%Y-%m}",

@@ -463,8 +463,17 @@ FUZZED = frozenset(
         "comp:mark_paid",
         "comp:inquiry_raise",
         "comp:inquiry_answer",
+        # comp: plan what-if drafts, their runs and publishing
+        "comp:whatif_new",
+        "comp:whatif_draft",
+        "comp:whatif_run_new",
+        "comp:whatif_publish",
         # forecasting: the deal desk
         "forecasting:deal_desk_store",
+        # integrations: CRM connections, their mapping, run now
+        "integrations:connections",
+        "integrations:mapping",
+        "integrations:run",
         # reviews: the monthly review
         "reviews:open",
         "reviews:pattern_new",
@@ -542,7 +551,7 @@ def test_overfull_posts_to_every_form_are_refused_with_a_reason(make_user, with_
     client = Client(raise_request_exception=False)
     client.force_login(admin)
     forms_ = [(name, path) for name, path in project_patterns() if name in FUZZED]
-    ours = ("revops", "accounts", "usage", "comp", "forecasting", "reviews")
+    ours = ("revops", "accounts", "usage", "comp", "forecasting", "reviews", "integrations")
     tables = tables_of(*(m for m in apps.get_models() if m._meta.app_label in ours and m._meta.managed))
     fields = django_settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1
     floods = {
@@ -1729,6 +1738,184 @@ def test_review_forms_refuse_bad_input_with_a_reason_and_write_nothing(world):
             check_post("reviews:remove", leader, f"/reviews/{month}/{kind}/{pk}/remove/", data, tables=review_tables)
 
     remove()
+
+
+# --- Integrations: connecting a CRM, its mapping, run now ------------------------------------------
+
+
+def test_crm_connection_mapping_and_run_forms_refuse_bad_input_with_a_reason_and_write_nothing(world):
+    from integrations.models import Connection, RunKind, RunLogEntry, SyncRun
+    from integrations.services import default_mapping
+
+    w = world
+    admin, finance = w["clients"][Role.ADMIN], w["clients"][Role.FINANCE]
+    tables = tables_of(Connection, SyncRun, RunLogEntry)
+    field_name = st.one_of(
+        st.sampled_from(("Name", "ParentId", "Tier__c", "")),
+        st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,20}", fullmatch=True),
+    )
+    connect = form(
+        {
+            "name": st.text(PLAIN, min_size=1, max_size=40),
+            "provider": st.sampled_from(("salesforce", "hubspot")),
+            "base_url": st.sampled_from(
+                ("https://acme.my.salesforce.com", "https://api.hubapi.com", "http://127.0.0.1:8765")
+            ),
+            "portal_id": optional(st.integers(0, 10**9).map(str)),
+            "access_token": optional(st.text(PLAIN, min_size=1, max_size=60)),
+            "refresh_token": optional(st.text(PLAIN, min_size=1, max_size=60)),
+        },
+        {"base_url": st.one_of(JUNK, st.sampled_from(("javascript:alert(1)", "ftp://x", "//evil.example")))},
+    )
+    mapping_fields = {
+        f"{section}.{key}": field_name
+        for section in ("account", "deal", "writeback")
+        for key in default_mapping("salesforce")[section]
+    }
+    pairs = st.lists(
+        st.tuples(
+            st.text(PLAIN, min_size=1, max_size=20),
+            st.sampled_from(("csm", "expand_ae", "land_ae", "boss", "smb", "mid-market")),
+        ),
+        max_size=3,
+    ).map(lambda items: "\n".join(f"{a} = {b}" for a, b in items))
+    mapping = form(
+        mapping_fields
+        | {
+            "segment_default": optional(st.sampled_from(("smb", "enterprise", "galactic"))),
+            "segment_values": pairs,
+            "team_roles": pairs,
+        },
+        {
+            "segment_values": st.one_of(JUNK, st.just("no equals sign")),
+            "team_roles": st.one_of(JUNK, st.just(" = csm")),
+        },
+    )
+    run = form(
+        {
+            "kind": st.sampled_from(RunKind.values),
+            "dry_run": optional(st.just("on")),
+            "full": optional(st.just("on")),
+        },
+        {"kind": st.one_of(JUNK, st.just("delete-everything"))},
+    )
+    connection = w["crm_connection"]
+
+    @fuzzed(30)
+    @given(data=connect, who=st.sampled_from(("admin", "finance")))
+    def connections(data, who):
+        with rolled_back():
+            check_post(
+                "integrations:connections",
+                admin if who == "admin" else finance,
+                "/data/connections/",
+                data,
+                tables=tables,
+            )
+
+    @fuzzed(30)
+    @given(data=mapping, htmx=st.booleans())
+    def mapping_edit(data, htmx):
+        with rolled_back():
+            check_post(
+                "integrations:mapping",
+                admin,
+                f"/data/connections/{connection}/mapping/",
+                data,
+                tables=tables,
+                htmx=htmx,
+            )
+
+    @fuzzed(20)
+    @given(data=run)
+    def run_now(data):
+        with rolled_back():
+            check_post("integrations:run", finance, f"/data/connections/{connection}/run/", data, tables=tables)
+
+    connections()
+    mapping_edit()
+    run_now()
+
+
+# --- Comp: plan what-if drafts, runs and publishing ------------------------------------------------
+
+
+def test_whatif_forms_refuse_bad_input_with_a_reason_and_write_nothing(world):
+    from comp.models import Plan, PlanDraft, PlanVersion, WhatIfRun
+    from comp.whatif import draft_token
+
+    w = world
+    finance = w["clients"][Role.FINANCE]
+    draft = PlanDraft.objects.get(pk=w["whatif_draft"])
+    valid = draft.document
+    loaded = yaml.safe_load(valid)
+    entry = loaded["plans"][0]
+    variants = [valid]
+    for key in entry:
+        if key in ("name", "type", "effective_from"):
+            continue
+        for junk in ("0.12", 0.12, "-1", None, [], "x" * 300):
+            changed = {**entry, key: junk}
+            variants.append(yaml.safe_dump({"plans": [changed]}, allow_unicode=True, sort_keys=False))
+    variants.append(yaml.safe_dump({"plans": [{**entry, "name": "No such plan"}]}))
+    variants.append(yaml.safe_dump({"plans": [entry, entry]}, default_flow_style=False))
+    variants.append(valid + "assignments: []\n")
+    documents = st.one_of(
+        st.sampled_from(variants),
+        st.sampled_from(HOSTILE_DOCUMENTS),
+        plan_document().map(lambda named: named[1].decode("utf-8", "replace")),
+        JUNK,
+    )
+    draft_fields = {
+        "title": st.text(TEXT, min_size=1, max_size=140),
+        "document": documents,
+    }
+    draft_junk = {"title": st.one_of(JUNK, st.just("   "), st.just("t" * 121))}
+    plans = list(Plan.objects.values_list("pk", flat=True))
+    tables = tables_of(PlanDraft, WhatIfRun, Plan, PlanVersion)
+
+    @fuzzed(40)
+    @given(
+        data=form({**draft_fields, "plan": optional(ids(plans))}, {**draft_junk, "plan": NUMBER_JUNK}),
+        urlencoded=st.booleans(),
+    )
+    def whatif_new(data, urlencoded):
+        with rolled_back():
+            check_post(
+                "comp:whatif_new", finance, "/comp/plans/whatif/new/", data, tables=tables, urlencoded=urlencoded
+            )
+
+    @fuzzed(40)
+    @given(
+        data=form(draft_fields, draft_junk),
+        target=st.sampled_from((w["whatif_draft"],) * 8 + (0, 2**63 - 1)),
+    )
+    def whatif_draft(data, target):
+        with rolled_back():
+            check_post("comp:whatif_draft", finance, f"/comp/plans/whatif/{target}/", data, tables=tables)
+
+    @fuzzed(25)
+    @given(
+        data=form({"months": st.integers(1, 24).map(str)}, {"months": st.one_of(NUMBER_JUNK, st.just("25"))}),
+        target=st.sampled_from((w["whatif_draft"],) * 8 + (0, 2**63 - 1)),
+    )
+    def whatif_run_new(data, target):
+        with rolled_back():
+            check_post("comp:whatif_run_new", finance, f"/comp/plans/whatif/{target}/run/", data, tables=tables)
+
+    @fuzzed(20)
+    @given(
+        data=form({"token": st.just(draft_token(draft))}, {"token": st.one_of(JUNK, st.just("20000101000000000000"))}),
+        target=st.sampled_from((w["whatif_draft"],) * 8 + (0, 2**63 - 1)),
+    )
+    def whatif_publish(data, target):
+        with rolled_back():
+            check_post("comp:whatif_publish", finance, f"/comp/plans/whatif/{target}/publish/", data, tables=tables)
+
+    whatif_new()
+    whatif_draft()
+    whatif_run_new()
+    whatif_publish()
 
 
 # --- The totals -------------------------------------------------------------------------------------
