@@ -116,6 +116,10 @@ def _statement_context(request: HttpRequest, person: User, period: dt.date) -> d
         "period_str": f"{period:%Y-%m}",
         "is_finance": services.is_finance(request.user),
         "is_own": person.pk == request.user.pk,
+        # Their own statement points at what is still to come: a CSM's bonus outlook.
+        "cs_outlook": person.pk == request.user.pk
+        and person.role == Role.CSM
+        and has_cs_plan(person, yesterday_utc()),
         "previous": add_months(period, -1),
         "next": add_months(period, 1),
         "ended": add_months(period, 1) <= today_utc(),

@@ -356,3 +356,14 @@ def test_who_may_see_a_csms_outlook(cora, today_book, client, make_user):
     assert "Cora Success's CS bonus outlook" in page
     assert "Cora Success's book's NRR is <strong>110.0%</strong>" in page
     assert client.get(f"/comp/statements/{lead.pk}/nrr/").status_code == 404  # no CS plan
+
+
+def test_a_csms_own_statement_points_at_the_bonus_outlook_not_the_land_pay_outlook(cora, client):
+    from comp.periods import month_start
+    from revops.clock import today_utc
+
+    assign(cora, make_plan(PlanType.CS, CURVE), start=D(2020, 1, 1), period="year")
+    client.force_login(cora)
+    page = client.get(f"/comp/statements/{cora.pk}/{month_start(today_utc()):%Y-%m}/").content.decode()
+    assert f'href="/comp/statements/{cora.pk}/nrr/"' in page
+    assert 'id="estimator"' not in page
