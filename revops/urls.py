@@ -25,6 +25,8 @@ urlpatterns = [
     path("", include("forecasting.urls")),  # /forecasts/, /planning/
     path("reviews/", include("reviews.urls")),
     path("data/connections/", include("integrations.urls")),
+    path("data/webhooks/", include("webhooks.urls")),
+    path("data/exports/", include("exports.urls")),
     path("auth/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

@@ -57,7 +57,9 @@ INSTALLED_APPS = [
     "comp",
     "forecasting",
     "reviews",
-    "integrations",  # CRM connections, on top of the apps; no app imports it
+    "integrations",  # CRM, warehouse and billing sources, on top of the apps; no app imports it
+    "webhooks",  # signed webhooks out (Standard Webhooks), on top; apps emit revops.events
+    "exports",  # exports for BI (CSV/Parquet by day partition) and the read API cursor, on top
     "demo",  # on top of every app; no app imports it
 ]
 

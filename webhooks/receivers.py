@@ -1,0 +1,1 @@
+"""Domain events (revops.events) → one queued delivery per subscribed endpoint."""
