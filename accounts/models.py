@@ -207,3 +207,56 @@ class AccountPlan(models.Model):
 
     def __str__(self) -> str:
         return f"Plan for {self.account}"
+
+
+class BillingKind(models.TextChoices):
+    INVOICE = "invoice", "Invoice"
+    CREDIT_NOTE = "credit_note", "Credit note"
+    REFUND = "refund", "Refund"
+
+
+class BillingStatus(models.TextChoices):
+    OPEN = "open", "Open (issued, not paid)"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
+    UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+    ISSUED = "issued", "Issued"  # credit notes and refunds: in force once issued
+
+
+class BillingDocument(models.Model):
+    """An invoice, credit note or refund of an account, as the billing system has it.
+
+    Billing sources (integrations: Stripe) write these; comp reads them to pay "on paid"
+    and to claw back on refunds and credit notes. ``amount`` is what the document is for,
+    in the billing currency, always positive; ``kind`` says which way it moves money.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="billing_documents")
+    source = models.CharField(max_length=100, help_text="Which billing system (e.g. stripe:<connection id>).")
+    external_id = models.CharField(max_length=200, help_text="The billing system's id (in_…, cn_…, re_…).")
+    kind = models.CharField(max_length=16, choices=BillingKind.choices)
+    status = models.CharField(max_length=16, choices=BillingStatus.choices)
+    currency = models.CharField(max_length=3, default="usd")
+    amount = models.DecimalField(**MONEY)
+    # The usage period an invoice bills (a credit note or refund: its invoice's period).
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+    issued_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    # A credit note's or refund's invoice (its external id), when the billing system says.
+    invoice_external_id = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account", "issued_at"]
+        indexes = [
+            models.Index(fields=["account", "kind", "issued_at"]),
+            models.Index(fields=["invoice_external_id"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="billingdocument_unique"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="billingdocument_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.external_id}"
