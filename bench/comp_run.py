@@ -132,15 +132,17 @@ def months_of(args: argparse.Namespace) -> list[dt.date]:
 
 
 def reset_comp() -> list[str]:
-    """Empty every comp table (the ledger's triggers refuse DELETE, not TRUNCATE) and FirstSeen."""
+    """Empty every comp table and FirstSeen: the append-only triggers refuse DELETE and TRUNCATE
+    unless the session says revops.allow_truncate=on, which this bench's own database may."""
     from django.apps import apps
-    from django.db import connection
+    from django.db import connection, transaction
 
     tables = sorted({m._meta.db_table for m in apps.get_app_config("comp").get_models() if m._meta.managed})
     tables.append("usage_firstseen")
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         existing = set(connection.introspection.table_names(cursor))
         tables = [t for t in tables if t in existing]
+        cursor.execute("SET LOCAL revops.allow_truncate = on")
         cursor.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
     return tables
 
