@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.models import Contract, OwnerRole, Ownership
+from accounts.models import BillingDocument, BillingKind, BillingStatus, Contract, OwnerRole, Ownership
 from comp.models import (
     Assignment,
     Attainment,
@@ -220,6 +220,7 @@ class Run:
         self.settled: list[str] = []
         self.memo: dict = {} if memo is None else memo
         self._burn: dict = self.memo.setdefault("burn", {})
+        self._billing: Billing | None = None
 
     def version(self, assignment: Assignment, day: dt.date) -> PlanVersion | None:
         return _version_on(self.versions.get(assignment.plan_id, []), day)
@@ -241,6 +242,108 @@ class Run:
 
     def add(self, target: Target) -> None:
         self.targets.append(target)
+
+    @property
+    def billing(self) -> Billing:
+        """The accounts' invoices, credit notes and refunds as of the run's last day: read
+        once, and only by a run with a plan paid on payment or clawing back on refunds."""
+        if self._billing is None:
+            self._billing = Billing(self.as_of, self.memo)
+        return self._billing
+
+
+# --- Billing documents: pay on paid, claw back on refunds ------------------------------------
+
+
+def _billed_day(document: BillingDocument) -> tuple[dt.date, dt.date]:
+    """The usage days a document bills: its period, or its issue day when it has none."""
+    issued = document.issued_at.astimezone(dt.UTC).date()
+    return (document.period_start or issued, document.period_end or document.period_start or issued)
+
+
+def _day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(dt.UTC).date()
+
+
+@dataclass
+class Payment:
+    """Whether the invoices billing one day are paid, as of a run's last day (``as_of``).
+
+    ``state`` is ``paid`` (every live invoice billing the day is paid; ``paid_on`` is the
+    last payment), ``forfeited`` (one was marked uncollectible) or ``waiting`` (one is open,
+    or none has been issued yet: a voided invoice waits for the one that replaces it)."""
+
+    day: dt.date
+    state: str
+    invoices: list[BillingDocument]
+    as_of: dt.date
+    paid_on: dt.date | None = None
+
+    def describe(self) -> str:
+        """'invoice in_123 ($4,000.00, open since 2026-10-01)', or the invoice not issued yet."""
+        if not self.invoices:
+            return f"the invoice billing {self.day} (not issued yet)"
+        parts = []
+        for doc in self.invoices:
+            if doc.status == BillingStatus.PAID and doc.paid_at is not None and _day(doc.paid_at) <= self.as_of:
+                state = f"paid {_day(doc.paid_at)}"
+            else:
+                state = f"{'open' if doc.status == BillingStatus.PAID else doc.status} since {_day(doc.issued_at)}"
+            parts.append(f"invoice {doc.external_id} ({_money(doc.amount)}, {state})")
+        return " and ".join(parts)
+
+    def inputs(self) -> dict:
+        return {
+            "invoices": ", ".join(doc.external_id for doc in self.invoices) or "not issued yet",
+            "billing_day": self.day.isoformat(),
+            "payment": self.state,
+            **({"paid_on": self.paid_on.isoformat()} if self.paid_on else {}),
+        }
+
+
+class Billing:
+    """Billing documents by account, as of a run's last day (documents issued later, and
+    payments made later, are not seen: a re-run of a past month sees what it saw then)."""
+
+    def __init__(self, as_of: dt.date, memo: dict) -> None:
+        if "billing" not in memo:
+            memo["billing"] = list(BillingDocument.objects.order_by("issued_at", "pk"))
+        self.as_of = as_of
+        self.invoices: dict[int, list[BillingDocument]] = defaultdict(list)
+        self.reversals: dict[int, list[BillingDocument]] = defaultdict(list)
+        for doc in memo["billing"]:
+            if _day(doc.issued_at) > as_of or doc.status == BillingStatus.VOID:
+                continue
+            if doc.kind == BillingKind.INVOICE:
+                self.invoices[doc.account_id].append(doc)
+            else:
+                self.reversals[doc.account_id].append(doc)
+
+    def paid(self, doc: BillingDocument) -> bool:
+        return doc.status == BillingStatus.PAID and doc.paid_at is not None and _day(doc.paid_at) <= self.as_of
+
+    def covering(self, account_id: int, day: dt.date) -> list[BillingDocument]:
+        """The account's invoices (issued by the run's last day, not void) billing ``day``."""
+        return [doc for doc in self.invoices.get(account_id, ()) if _billed_day(doc)[0] <= day <= _billed_day(doc)[1]]
+
+    def payment(self, account_id: int, day: dt.date) -> Payment:
+        invoices = self.covering(account_id, day)
+        if any(doc.status == BillingStatus.UNCOLLECTIBLE for doc in invoices):
+            return Payment(day, "forfeited", invoices, self.as_of)
+        if invoices and all(self.paid(doc) for doc in invoices):
+            return Payment(day, "paid", invoices, self.as_of, max(_day(doc.paid_at) for doc in invoices))
+        return Payment(day, "waiting", invoices, self.as_of)
+
+    def reversals_of(self, account_id: int, invoice: BillingDocument) -> list[BillingDocument]:
+        """Refunds and credit notes of ``invoice``: those naming it, and those naming no
+        invoice whose billed day (their period's start, else their issue day) it bills."""
+        start, end = _billed_day(invoice)
+        return [
+            doc
+            for doc in self.reversals.get(account_id, ())
+            if doc.invoice_external_id == invoice.external_id
+            or (not doc.invoice_external_id and start <= _billed_day(doc)[0] <= end)
+        ]
 
 
 # --- Land ------------------------------------------------------------------------------
@@ -351,6 +454,140 @@ def _clawback_burn(point, contract: Contract) -> Decimal | None:
     return ratio(point.run_rate, contract.committed_arr)
 
 
+def _pay(run: Run, deal: LandDeal, billing_day: dt.date, target: Target) -> tuple[dt.date, Decimal]:
+    """Add a land share as the plan pays it; (the day its invoice bills, the amount paid).
+
+    Booked (the default): the target as it is. Paid (``payment_basis: paid``): the share
+    waits for the invoices billing ``billing_day`` (the contract's start for the signature
+    share, the checkpoint for a gated one). Paid by the share's own month: the target as it
+    is. Otherwise a hold in the share's month (``…:awaiting_payment``), undone and paid as a
+    release (``…:on_payment``) in the month the last of those invoices is paid, or undone
+    as forfeited when one is marked uncollectible."""
+    if deal.params.get("payment_basis", "booked") != "paid":
+        run.add(target)
+        return billing_day, target.amount
+    payment = run.billing.payment(deal.contract.account_id, billing_day)
+    inputs = {**target.inputs, **payment.inputs()}
+    if payment.state == "paid" and month_start(payment.paid_on) <= target.home:
+        target.inputs = inputs
+        target.explanation += f" Paid on payment: {payment.describe()}."
+        run.add(target)
+        return billing_day, target.amount
+    outcome = {"paid": "released", "forfeited": "forfeited", "waiting": "held"}[payment.state]
+    if outcome == "held":
+        says = f"It waits for payment of {payment.describe()}; it is paid in the month that invoice is paid."
+    elif outcome == "released":
+        says = f"It waited for payment of {payment.describe()}; released in {payment.paid_on:%B %Y}."
+    else:
+        says = f"It waited for payment of {payment.describe()}, which was marked uncollectible: forfeited."
+    what = target.explanation.removesuffix(".")
+    run.add(
+        Target(
+            person_id=target.person_id,
+            kind=LineKind.HOLD,
+            key=f"{target.key}:awaiting_payment",
+            amount=target.amount if outcome == "held" else ZERO,
+            home=target.home,
+            plan_version_id=target.plan_version_id,
+            account_id=target.account_id,
+            inputs={
+                **inputs,
+                "outcome": outcome,
+                "releases_if": f"{payment.describe()} is paid",
+                "earned_as": target.kind,
+            },
+            explanation=f"{what}; the plan pays on payment. {says}",
+        )
+    )
+    if outcome != "released":
+        return billing_day, ZERO
+    run.add(
+        Target(
+            person_id=target.person_id,
+            kind=LineKind.RELEASE,
+            key=f"{target.key}:on_payment",
+            amount=target.amount,
+            home=month_start(payment.paid_on),
+            plan_version_id=target.plan_version_id,
+            account_id=target.account_id,
+            inputs={**inputs, "earned_in": f"{target.home:%Y-%m}"},
+            explanation=f"{what}, earned in {target.home:%B %Y} and held for payment: {payment.describe()}, "
+            "so it is paid now.",
+        )
+    )
+    return billing_day, target.amount
+
+
+def _refund_clawbacks(
+    run: Run, deal: LandDeal, paid: list[tuple[dt.date, Decimal]], gated: set[int], common: dict
+) -> tuple[Decimal, Decimal]:
+    """Clawbacks for the refunds and credit notes of the invoices the deal's paid shares
+    rest on (``refund_clawback: true``); what they take back in all and of the gated shares
+    (cents(refunded share of the invoice × the gated shares resting on it), per invoice).
+
+    Per invoice, refunds in the order issued: after refunds r₁…rⱼ, what is clawed back in
+    all is cents(min(1, (r₁+…+rⱼ) ÷ invoice amount) × commission paid on the invoice), and
+    refund j's line is that minus what r₁…rⱼ₋₁ clawed: the lines add up exactly, and the
+    total never exceeds what was paid."""
+    c = deal.contract
+    on_invoice: dict[int, tuple[BillingDocument, Decimal, Decimal]] = {}
+    for k, (day, amount) in enumerate(paid):
+        if amount <= 0:
+            continue
+        for invoice in run.billing.covering(c.account_id, day):
+            _, commission, of_gated = on_invoice.get(invoice.pk, (invoice, ZERO, ZERO))
+            on_invoice[invoice.pk] = (invoice, commission + amount, of_gated + (amount if k in gated else ZERO))
+    total = gated_total = ZERO
+    for invoice, commission, of_gated in on_invoice.values():
+        if invoice.amount <= 0:
+            continue
+        refunded = clawed = ZERO
+        for doc in run.billing.reversals_of(c.account_id, invoice):
+            refunded += doc.amount
+            cumulative = cents(min(ONE, refunded / invoice.amount) * commission)
+            amount = cumulative - clawed
+            clawed = cumulative
+            if not amount:
+                continue
+            total += amount
+            what = doc.get_kind_display().lower()
+            attributed = (
+                ""
+                if doc.invoice_external_id
+                else f" (it names no invoice; attributed by the day it bills, {_billed_day(doc)[0]})"
+            )
+            run.add(
+                Target(
+                    kind=LineKind.CLAWBACK,
+                    key=f"land:{c.pk}:refund:{doc.pk}",
+                    amount=-amount,
+                    home=month_start(_day(doc.issued_at)),
+                    inputs={
+                        "deal": c.external_id,
+                        "document": doc.external_id,
+                        "document_kind": doc.kind,
+                        "document_amount": str(doc.amount),
+                        "issued_on": _day(doc.issued_at).isoformat(),
+                        "invoice": invoice.external_id,
+                        "invoice_amount": str(invoice.amount),
+                        "refunded_so_far": str(refunded),
+                        "commission_on_invoice": str(commission),
+                        "clawed_back_so_far": str(clawed),
+                        "formula": f"−(min(1, {_money(refunded)} ÷ {_money(invoice.amount)}) × "
+                        f"{_money(commission)} − {_money(clawed - amount)} clawed before)",
+                    },
+                    explanation=f"Refund clawback on {c.account.name}: {what} {doc.external_id} "
+                    f"({_money(doc.amount)}, {_day(doc.issued_at)}) on invoice {invoice.external_id} "
+                    f"({_money(invoice.amount)}){attributed}. {_money(refunded)} of the invoice is refunded so far, "
+                    f"so {_pct(min(ONE, refunded / invoice.amount))} of the {_money(commission)} commission paid on it "
+                    f"is taken back: {_money(amount)} with this line, {_money(clawed)} in all.",
+                    **common,
+                )
+            )
+        gated_total += cents(min(ONE, refunded / invoice.amount) * of_gated)
+    return total, gated_total
+
+
 def _land_deal_targets(run: Run, deal: LandDeal) -> None:
     c, p = deal.contract, deal.params
     person = deal.assignment.person_id
@@ -366,6 +603,10 @@ def _land_deal_targets(run: Run, deal: LandDeal) -> None:
     }
     common = {"person_id": person, "plan_version_id": deal.version.pk, "account_id": c.account_id}
     gated_paid = ZERO
+    # (the day each share's invoice bills, the amount of it paid as of the run): what the
+    # refund clawback reads.
+    paid: list[tuple[dt.date, Decimal]] = []
+    gated: set[int] = set()  # which of ``paid`` are gated shares (the burn clawback's)
     amounts = _share_amounts(total, p["schedule"])
     for k, entry in enumerate(p["schedule"]):
         share = _d(entry["share"])
@@ -378,20 +619,25 @@ def _land_deal_targets(run: Run, deal: LandDeal) -> None:
             if day > run.as_of:
                 continue
             when = "at signature" if at_day == 0 else f"on day {at_day} ({day})"
-            run.add(
-                Target(
-                    kind=LineKind.COMMISSION,
-                    key=key,
-                    amount=amount,
-                    home=month_start(day),
-                    inputs={
-                        **base,
-                        "share": str(share),
-                        "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}",
-                    },
-                    explanation=f"{_pct(share)} of the {_pct(rate)} commission on {c.account.name}'s "
-                    f"{_money(c.committed_arr)} commitment, paid {when}.",
-                    **common,
+            paid.append(
+                _pay(
+                    run,
+                    deal,
+                    c.start_on if at_day == 0 else day,
+                    Target(
+                        kind=LineKind.COMMISSION,
+                        key=key,
+                        amount=amount,
+                        home=month_start(day),
+                        inputs={
+                            **base,
+                            "share": str(share),
+                            "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}",
+                        },
+                        explanation=f"{_pct(share)} of the {_pct(rate)} commission on {c.account.name}'s "
+                        f"{_money(c.committed_arr)} commitment, paid {when}.",
+                        **common,
+                    ),
                 )
             )
             continue
@@ -408,19 +654,25 @@ def _land_deal_targets(run: Run, deal: LandDeal) -> None:
             "burn_floor": str(floor),
         }
         if not _below(point.burn_rate, floor):
-            gated_paid += cents(amount)
-            run.add(
-                Target(
-                    kind=LineKind.COMMISSION,
-                    key=key,
-                    amount=amount,
-                    home=month_start(day),
-                    inputs={**gate, "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}"},
-                    explanation=f"Day-{at_day} share for {c.account.name}: burn was {_pct(point.burn_rate)} on "
-                    f"{day}, at or above the {_pct(floor)} floor, so {_pct(share)} of the commission is paid.",
-                    **common,
+            paid.append(
+                _pay(
+                    run,
+                    deal,
+                    day,
+                    Target(
+                        kind=LineKind.COMMISSION,
+                        key=key,
+                        amount=amount,
+                        home=month_start(day),
+                        inputs={**gate, "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}"},
+                        explanation=f"Day-{at_day} share for {c.account.name}: burn was {_pct(point.burn_rate)} on "
+                        f"{day}, at or above the {_pct(floor)} floor, so {_pct(share)} of the commission is paid.",
+                        **common,
+                    ),
                 )
             )
+            gated_paid += paid[-1][1]
+            gated.add(len(paid) - 1)
             continue
         # Held: re-checked at each month end until the clawback day.
         until = _recheck_until(deal)
@@ -454,25 +706,37 @@ def _land_deal_targets(run: Run, deal: LandDeal) -> None:
             )
         )
         if released_on:
-            gated_paid += cents(amount)
             burn_then = run.burn_on(c.account_id, released_on).burn_rate
-            run.add(
-                Target(
-                    kind=LineKind.RELEASE,
-                    key=f"{key}:release",
-                    amount=amount,
-                    home=month_start(released_on),
-                    inputs={
-                        **gate,
-                        "released_on": released_on.isoformat(),
-                        "burn_at_release": str(burn_then),
-                        "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}",
-                    },
-                    explanation=f"The held day-{at_day} share for {c.account.name} is paid: burn reached "
-                    f"{_pct(burn_then)} on {released_on}, at or above the {_pct(floor)} floor.",
-                    **common,
+            paid.append(
+                _pay(
+                    run,
+                    deal,
+                    day,
+                    Target(
+                        kind=LineKind.RELEASE,
+                        key=f"{key}:release",
+                        amount=amount,
+                        home=month_start(released_on),
+                        inputs={
+                            **gate,
+                            "released_on": released_on.isoformat(),
+                            "burn_at_release": str(burn_then),
+                            "formula": f"{_money(c.committed_arr)} × {_pct(rate)} × {_pct(share)}",
+                        },
+                        explanation=f"The held day-{at_day} share for {c.account.name} is paid: burn reached "
+                        f"{_pct(burn_then)} on {released_on}, at or above the {_pct(floor)} floor.",
+                        **common,
+                    ),
                 )
             )
+            gated_paid += paid[-1][1]
+            gated.add(len(paid) - 1)
+    if p.get("refund_clawback"):
+        refunded, refunded_gated = _refund_clawbacks(run, deal, paid, gated, common)
+        # What refunds took back of the gated shares is not taken back twice, and never
+        # more than was paid on the deal in all.
+        paid_in_all = sum((amount for _, amount in paid), ZERO)
+        gated_paid = max(ZERO, min(gated_paid - refunded_gated, paid_in_all - refunded))
     clawback = p.get("clawback")
     if clawback and gated_paid:
         day = c.start_on + dt.timedelta(days=int(clawback["at_day"]))

@@ -41,7 +41,10 @@ from comp.periods import add_months, month_end, month_start, quarter_start
 TIMELINE_MONTHS = 12
 # The keys of the money the land phase decides: signature and gated shares, releases of
 # held shares and clawbacks (not holds, which pay nothing).
-_LAND_PHASE_KEY = re.compile(r"land:\d+:(?:share\d+(?::release)?|clawback)")
+# A plan paid on payment releases a share held for its invoice as ``…:on_payment``; a
+# refund clawback is ``land:<deal>:refund:<document>``.
+_LAND_PHASE_KEY = re.compile(r"land:\d+:(?:share\d+(?::release)?(?::on_payment)?|clawback|refund:\d+)")
+_AWAITING_PAYMENT = ":awaiting_payment"
 
 
 class ProjectedRun(Run):
@@ -75,6 +78,7 @@ PAID = "paid"  # decided: the checkpoint cleared
 RELEASED = "released"  # decided: a held share was paid
 FORFEITED = "forfeited"  # decided: a held share was never paid
 CLAWED_BACK = "clawed_back"  # decided and on a statement already
+AWAITS_PAYMENT = "awaits_payment"  # earned, held until the invoice billing its day is paid (paid basis)
 STATUS_WORDS = {
     PAYS: "pays if burn holds",
     WILL_HOLD: "would be held",
@@ -86,8 +90,9 @@ STATUS_WORDS = {
     RELEASED: "released · paid",
     FORFEITED: "forfeited",
     CLAWED_BACK: "clawed back",
+    AWAITS_PAYMENT: "waits for payment",
 }
-PENDING = frozenset({PAYS, WILL_HOLD, RELEASES, RECHECKED, CLAWBACK, KEPT})
+PENDING = frozenset({PAYS, WILL_HOLD, RELEASES, RECHECKED, CLAWBACK, KEPT, AWAITS_PAYMENT})
 GOOD = frozenset({PAYS, RELEASES, KEPT, PAID, RELEASED})
 
 
@@ -103,8 +108,10 @@ class Gate:
     at_stake: Decimal  # the money the gate decides on
     statement: dt.date | None  # the statement month the money lands on
     burn_now: Decimal | None
-    burn_needed: Decimal
+    burn_needed: Decimal | None
     says: str
+    # What the money waits for instead of burn (a plan paid on payment): "invoice in_… paid".
+    needs: str = ""
 
     @property
     def pending(self) -> bool:
@@ -195,6 +202,19 @@ def _deal_gates(deal: LandDeal, as_of: dt.date, point, now: dict, then: dict) ->
                         f"{_money(amounts[k])} is paid on {day} if it holds.",
                     )
                 )
+            elif f"{key}{_AWAITING_PAYMENT}" in then or f"{key}:on_payment" in then:
+                rows.append(
+                    Gate(
+                        **row,
+                        on=day,
+                        status=PAYS,
+                        amount=ZERO,
+                        statement=None,
+                        says=f"Burn is {_pct(point.burn_rate)} now, at or above the {_pct(floor)} floor: "
+                        f"{_money(amounts[k])} is earned on {day} if it holds, and paid once the invoice billing "
+                        "that day is paid.",
+                    )
+                )
             elif f"{key}:release" in then:
                 released_on = dt.date.fromisoformat(then[f"{key}:release"].inputs["released_on"])
                 rows.append(
@@ -234,8 +254,49 @@ def _deal_gates(deal: LandDeal, as_of: dt.date, point, now: dict, then: dict) ->
                 )
             )
             continue
+        if f"{key}{_AWAITING_PAYMENT}" in now:  # cleared, then held for (or paid on) payment
+            paid = now.get(f"{key}:on_payment")
+            waits = now[f"{key}{_AWAITING_PAYMENT}"]
+            rows.append(
+                Gate(
+                    **row,
+                    on=day,
+                    status=PAID,
+                    amount=paid.amount if paid else ZERO,
+                    statement=paid.home if paid else None,
+                    says=f"Cleared on {day} (burn {_pct(_d(waits.inputs['burn_at_checkpoint']))}); "
+                    + (
+                        f"paid on payment of the invoice: {_money(paid.amount)}."
+                        if paid
+                        else f"{_money(amounts[k])} waits for payment of {waits.inputs['releases_if'].removesuffix(' is paid')}."
+                    ),
+                )
+            )
+            continue
         outcome = now[f"{key}:hold"].inputs["outcome"]
-        if outcome == "released":
+        if outcome == "released" and f"{key}:release" not in now:  # released by burn, held for payment
+            waits = now.get(f"{key}:release{_AWAITING_PAYMENT}")
+            paid = now.get(f"{key}:release:on_payment")
+            decided = paid or waits
+            on = dt.date.fromisoformat(decided.inputs["released_on"]) if decided else day
+            rows.append(
+                Gate(
+                    **row | {"key": f"{key}:release"},
+                    on=on,
+                    status=RELEASED,
+                    amount=paid.amount if paid else ZERO,
+                    statement=paid.home if paid else None,
+                    says=f"Held on {day}, released by burn; "
+                    + (
+                        f"paid on payment of the invoice: {_money(paid.amount)}."
+                        if paid
+                        else f"it waits for payment of {waits.inputs['releases_if'].removesuffix(' is paid')}."
+                        if waits
+                        else "paid."
+                    ),
+                )
+            )
+        elif outcome == "released":
             released = now[f"{key}:release"]
             on = dt.date.fromisoformat(released.inputs["released_on"])
             rows.append(
@@ -291,8 +352,40 @@ def _deal_gates(deal: LandDeal, as_of: dt.date, point, now: dict, then: dict) ->
     clawback = p.get("clawback")
     if clawback:
         rows += _clawback_gate(deal, clawback, as_of, point, now, then)
+    rows += _payment_gates(deal, as_of, point, then)
     if not any(row.pending for row in rows):
         return []
+    return rows
+
+
+def _payment_gates(deal: LandDeal, as_of: dt.date, point, then: dict) -> list[Gate]:
+    """The shares of a plan paid on payment that are (or will be, at today's burn) earned and
+    waiting for their invoice: paid on the statement of the month that invoice is paid."""
+    prefix = f"land:{deal.contract.pk}:"
+    rows = []
+    for key, target in sorted(then.items()):
+        if not (key.startswith(prefix) and key.endswith(_AWAITING_PAYMENT)) or target.amount <= 0:
+            continue
+        invoice = target.inputs["releases_if"].removesuffix(" is paid")
+        earned = target.home
+        rows.append(
+            Gate(
+                key=key,
+                account=deal.contract.account,
+                contract=deal.contract,
+                label=f"{_item_label(deal, key.removesuffix(_AWAITING_PAYMENT))} — on payment",
+                on=max(as_of, earned),
+                status=AWAITS_PAYMENT,
+                amount=ZERO,
+                at_stake=target.amount,
+                statement=None,
+                burn_now=point.burn_rate,
+                burn_needed=None,
+                needs=f"{invoice} paid",
+                says=f"Earned {'in' if earned <= month_start(as_of) else 'from'} {earned:%B %Y}; waits for payment "
+                f"of {invoice}. {_money(target.amount)} is paid on the statement of the month it is paid.",
+            )
+        )
     return rows
 
 
@@ -349,7 +442,12 @@ def _clawback_gate(deal: LandDeal, clawback: dict, as_of: dt.date, point, now: d
         (
             then[key].amount
             for k, _ in _checkpoint_days(deal)
-            for key in (f"land:{c.pk}:share{k}", f"land:{c.pk}:share{k}:release")
+            for key in (
+                f"land:{c.pk}:share{k}",
+                f"land:{c.pk}:share{k}:release",
+                f"land:{c.pk}:share{k}:on_payment",
+                f"land:{c.pk}:share{k}:release:on_payment",
+            )
             if key in then
         ),
         ZERO,
@@ -418,9 +516,13 @@ def _item_label(deal: LandDeal, key: str) -> str:
     rest = key.split(":", 2)[2]
     if rest == "clawback":
         return f"Day-{deal.params['clawback']['at_day']} clawback"
+    if rest.startswith("refund:"):
+        return "Refund clawback"
     index, _, suffix = rest.removeprefix("share").partition(":")
     at_day = int(deal.params["schedule"][int(index)]["at_day"])
     label = "Signature share" if at_day == 0 else f"Day-{at_day} share"
+    if suffix.endswith("on_payment"):
+        return f"{label} paid on payment"
     return f"{label} released" if suffix == "release" else label
 
 
@@ -456,7 +558,7 @@ def pay_timeline(*, person, as_of: dt.date, months: int = TIMELINE_MONTHS) -> Ti
             continue  # beyond the timeline
         label = _item_label(deal, key)
         says = target.explanation if target else "What this line was for no longer applies; it is reversed."
-        gate = gates.get(key) or gates.get(key.removesuffix(":release"))
+        gate = gates.get(key) or gates.get(key.removesuffix(":on_payment").removesuffix(":release"))
         by_month[month].items.append(TimelineItem(deal.contract.account, label, delta, says, gate))
     for gate in projection.gates:
         if gate.pending and not gate.amount and month_start(gate.on) in by_month:

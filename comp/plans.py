@@ -57,12 +57,35 @@ RECHECK_UNTIL_DAY = 365
 # The fields of each plan type, in the order a document (and an export) lists them.
 PLAN_FIELDS = ["name", "type", "effective_from"]
 TYPE_FIELDS: dict[str, list[str]] = {
-    PlanType.LAND: ["base_rate", "accelerators", "schedule", "recheck", "clawback", "quota_credit"],
+    PlanType.LAND: [
+        "base_rate",
+        "accelerators",
+        "schedule",
+        "recheck",
+        "clawback",
+        "quota_credit",
+        "payment_basis",
+        "refund_clawback",
+    ],
     PlanType.EXPAND: ["rate", "tiers", "credit_split_months"],
     PlanType.SPIFF: ["new_workload", "new_region", "new_sku_rate", "recommit_rate"],
     PlanType.CS: ["target_bonus", "curve"],
     PlanType.PILOT: ["rate", "accounts", "window", "comparison"],
     PlanType.DRAW: ["monthly_amount", "months", "recoverable"],
+}
+# Paying on payment and clawing back on refunds (docs/plans.md "Paid on payment"): land
+# plans only. Stored only when they differ from the default, so a version imported before
+# the options existed, and a document that leaves them out, are the same version.
+PAYMENT_BASES = ["booked", "paid"]
+PAYMENT_FIELDS = ["payment_basis", "refund_clawback"]
+WHY_NOT_ON_PAYMENT = {
+    PlanType.EXPAND: "expansion commission is earned on metered consumption over a quarter to date, pooled over "
+    "the whole book and settled 92 days after the quarter, so no one invoice stands behind it",
+    PlanType.SPIFF: "a SPIFF pays a flat amount or a share of usage for an event (a workload, a region, a SKU, "
+    "a recommit), not an invoice",
+    PlanType.CS: "the CS bonus is paid on the book's NRR at the quarter end, not on any invoice",
+    PlanType.PILOT: "the pilot bonus is paid on consumption growth over its window, not on any invoice",
+    PlanType.DRAW: "a draw is a flat advance, paid whatever is invoiced",
 }
 ASSIGNMENT_FIELDS = ["email", "plan", "start", "end", "quota", "quota_period", "ramp_relief"]
 ZERO, ONE = Decimal(0), Decimal(1)
@@ -563,6 +586,14 @@ def _land(check: _Checker, doc: dict, path: str) -> dict | None:
                 check.error(f"{at}.milestones", "milestones are only for basis: estimate")
                 ok = False
             ok = ok and basis is not None
+    basis = check.choice(_get(doc, "payment_basis"), f"{path}.payment_basis", PAYMENT_BASES, default="booked")
+    refunds = _get(doc, "refund_clawback")
+    refunds = False if refunds in (_MISSING, None) else check.boolean(refunds, f"{path}.refund_clawback")
+    if basis == "paid":
+        params["payment_basis"] = basis
+    if refunds:
+        params["refund_clawback"] = True
+    ok = ok and basis is not None and refunds is not None
     if not ok or any(params[key] is None for key in ("base_rate", "accelerators", "schedule", "recheck")):
         return None
     return params
@@ -712,13 +743,24 @@ def _read_plan(check: _Checker, entry: Any, path: str) -> _Version | None:
         fields, what = PLAN_FIELDS + TYPE_FIELDS[plan_type], f"a {plan_type} plan"
     else:  # the type is reported below; meanwhile accept any type's fields
         fields, what = list(dict.fromkeys(sum(TYPE_FIELDS.values(), PLAN_FIELDS))), "a plan"
-    if check.mapping(entry, path, fields=fields, what=what) is None:
+    elsewhere = isinstance(plan_type, str) and plan_type in WHY_NOT_ON_PAYMENT
+    if check.mapping(entry, path, fields=fields + (PAYMENT_FIELDS if elsewhere else []), what=what) is None:
         return None
+    refused = False
+    for key in PAYMENT_FIELDS if elsewhere else ():
+        if key in entry:
+            check.error(
+                f"{path}.{key}",
+                f"applies to land plans only; {'an' if plan_type[0] in 'aeiou' else 'a'} {plan_type} plan is "
+                f"always paid as booked: "
+                f"{WHY_NOT_ON_PAYMENT[plan_type]}",
+            )
+            refused = True
     name = check.text(_get(entry, "name"), f"{path}.name", max_length=NAME_MAX)
     plan_type = check.choice(plan_type, f"{path}.type", list(PlanType.values))
     effective_from = check.date(_get(entry, "effective_from"), f"{path}.effective_from")
     parameters = PARAMETER_READERS[plan_type](check, entry, path) if plan_type else None
-    if None in (name, plan_type, effective_from, parameters):
+    if refused or None in (name, plan_type, effective_from, parameters):
         return None
     return _Version(path, name, plan_type, effective_from, parameters)
 
@@ -1143,6 +1185,10 @@ def describe(plan_type: str, parameters: dict) -> list[str]:
         if credit["basis"] == "estimate":
             steps = ", ".join(f"{_pct(m['share'])} at day {m['at_day']}" for m in credit["milestones"])
             clauses.append(f"quota credited on the consumption estimate at signing, the rest {steps}")
+        if p.get("payment_basis") == "paid":
+            clauses.append("each share paid once the invoice billing its day is paid")
+        if p.get("refund_clawback"):
+            clauses.append("refunds and credit notes claw back their share of the commission paid on the invoice")
         return clauses
     if plan_type == PlanType.EXPAND:
         return [

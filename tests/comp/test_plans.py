@@ -312,7 +312,7 @@ def test_every_problem_is_listed_with_its_line(seller):
         (
             {"base_rte": '"0.10"'},
             "plans[0].base_rte: is not a field of a land plan (the fields are name, type, effective_from, "
-            "base_rate, accelerators, schedule, recheck, clawback, quota_credit)",
+            "base_rate, accelerators, schedule, recheck, clawback, quota_credit, payment_basis, refund_clawback)",
         ),
         (
             {"schedule": '[{at_day: 0, share: "0.5", burn_floor: "0.25"}, {at_day: 90, share: "0.5"}]'},
