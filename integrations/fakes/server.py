@@ -34,6 +34,9 @@ class FakeApi(abc.ABC):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the clients reuse their connections
+    # Headers and body go out in separate writes; with Nagle on, a kept-alive connection
+    # waits ~40 ms for the client's delayed ACK on every reply.
+    disable_nagle_algorithm = True
     api: FakeApi
 
     def log_message(self, format, *args) -> None:
