@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench clean sso-demo
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# With `make run` going: the local OIDC and SAML identity providers for the demo's logins.
+sso-demo: install
+	DEBUG=$${DEBUG:-true} $(PY) manage.py sso_demo
 
 bench: install
 	$(PY) -m bench

@@ -26,6 +26,22 @@ class AccountAdapter(DefaultAccountAdapter):
         ``ACCOUNT_RATE_LIMITS`` still stops one address trying many accounts)."""
         return f"{super()._get_login_attempts_cache_key(request, **credentials)}:{client_ip(request)}"
 
+    def pre_authenticate(self, request, **credentials) -> None:
+        """A domain whose provider has "SSO required" has no passwords: the login form sends
+        the person to their identity provider instead of checking what they typed."""
+        from allauth.core.exceptions import ImmediateHttpResponse
+        from django.contrib import messages
+        from django.shortcuts import redirect
+
+        from revops.sso.services import provider_requiring_sso
+        from revops.sso.views import provider_login_url
+
+        idp = provider_requiring_sso(str(credentials.get("email") or ""))
+        if idp is not None:
+            messages.info(request, f"Your company signs in through {idp}; continue there.")
+            raise ImmediateHttpResponse(redirect(provider_login_url(idp)))
+        super().pre_authenticate(request, **credentials)
+
     def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
         """A login in the last few minutes counts when enrolling a first factor.
 

@@ -41,7 +41,8 @@ class RequireMfaForPrivilegedRolesMiddleware:
     logout and static files is sent to TOTP activation.
     """
 
-    ALLOWED_PREFIXES = ("/auth/", "/static/", "/health")
+    # /scim/ answers bearer tokens only (revops/sso/scim.py): a session never acts there.
+    ALLOWED_PREFIXES = ("/auth/", "/static/", "/health", "/scim/")
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -53,6 +54,8 @@ class RequireMfaForPrivilegedRolesMiddleware:
             and user.is_authenticated
             and user.role in settings.REVOPS_MFA_REQUIRED_ROLES
             and not request.path.startswith(self.ALLOWED_PREFIXES)
+            # The identity provider vouched for a second factor at this sign-in (revops/sso/signals.py).
+            and not request.session.get("revops_sso_mfa")
             and not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
         ):
             messages.warning(request, "Your role requires two-factor authentication. Set it up to continue.")
@@ -101,6 +104,16 @@ class SecurityHeadersMiddleware:
         private = "HTTP_AUTHORIZATION" in request.META or _signed_in(request)
         if private and not response.has_header("Cache-Control"):
             response["Cache-Control"] = "no-store, private"
+        if request.path.startswith(("/auth/", "/sso/")) and not response.has_header("Content-Security-Policy"):
+            # A sign-in form posts here and is redirected on to the company identity provider;
+            # browsers apply form-action to that redirect, so the providers' origins are allowed.
+            from revops.sso.selectors import identity_provider_origins
+
+            origins = " ".join(identity_provider_origins())
+            if origins:
+                response["Content-Security-Policy"] = self.POLICY.replace(
+                    "form-action 'self'", f"form-action 'self' {origins}"
+                )
         response.setdefault("Content-Security-Policy", self.POLICY)
         return response
 

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from revops.api import api
+from revops.sso import saml_views as sso_saml
 from revops.views import pages, saved_views
 
 # Django's own 400 page says only "Bad Request"; this one says which limit was exceeded.
@@ -27,6 +28,10 @@ urlpatterns = [
     path("data/connections/", include("integrations.urls")),
     path("data/webhooks/", include("webhooks.urls")),
     path("data/exports/", include("exports.urls")),
+    path("hooks/stripe/", include("integrations.billing.urls")),  # Stripe's webhooks: signed, no login
+    # SSO: the SAML ACS's second step, replay-checked (revops/sso/saml_views.py), before allauth's own.
+    path("auth/saml/<str:organization_slug>/acs/finish/", sso_saml.finish_acs, name="sso_saml_finish_acs"),
+    path("", include("revops.sso.urls")),  # /sso/start/, /scim/v2/… (bearer token per identity provider)
     path("auth/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

@@ -51,7 +51,11 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",  # SSO (revops/sso/): company identity providers, configured in the DB
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.saml",
     "revops",
+    "revops.sso",  # SSO and SCIM, inside the core (label "sso")
     "accounts",
     "usage",
     "comp",
@@ -170,6 +174,14 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "revops"
 # Roles that may not use the product until they have a second factor.
 REVOPS_MFA_REQUIRED_ROLES = env.list("MFA_REQUIRED_ROLES", default=["finance", "admin"])
+# SSO (revops/sso/): providers are IdentityProvider rows; allauth never signs anyone up, and
+# an IdP's second-factor claim (amr/acr, SAML AuthnContext) stands in for TOTP for that session.
+SOCIALACCOUNT_ADAPTER = "revops.sso.adapter.SocialAccountAdapter"
+MFA_ADAPTER = "revops.sso.adapter.MfaAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10  # seconds for each call to an IdP (discovery, token, userinfo)
 
 # --- Internationalization: storage is UTC ------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -273,3 +285,7 @@ REVOPS_FIELD_KEY = env.str("REVOPS_FIELD_KEY", default="")
 CRM_RETRY_MAX = env.int("CRM_RETRY_MAX", default=8)
 CRM_RETRY_BASE_S = env.float("CRM_RETRY_BASE_S", default=1.0)
 CRM_RETRY_CAP_S = env.float("CRM_RETRY_CAP_S", default=60.0)
+
+# Webhooks out (webhooks/): endpoints on private or loopback addresses are refused unless
+# this is on (the tests' local receiver; an on-premises install posting inside its network).
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)

@@ -18,7 +18,8 @@ ROLE_HEADLINES = {
     Role.ADMIN: "Administrator",
 }
 # Views reachable without login, on purpose.
-PUBLIC_PREFIXES = ("auth/", "admin/", "health", "static/", "favicon.ico", "api/")
+# sso/start/ is the login page's own form; scim/ answers bearer tokens only (a 401, never a login page).
+PUBLIC_PREFIXES = ("auth/", "admin/", "health", "static/", "favicon.ico", "api/", "sso/", "scim/")
 
 
 def _own_routes(resolver: URLResolver | None = None, prefix: str = "") -> list[str]:
