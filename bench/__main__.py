@@ -31,6 +31,7 @@ BENCHES = (
     "forecast_run",
     "faults",
     "crm_sync",
+    "warehouse_pull",
     "page_weight",
 )
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "forecast_run": ["--reuse"] if args.reuse_forecast else [],
         "faults": ["--events", str(args.events)] if args.events else [],
         "crm_sync": [],
+        "warehouse_pull": [],
         "page_weight": [],
     }
 

@@ -157,3 +157,277 @@ class ExternalRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_type} {self.crm_id}"
+
+
+# --- Warehouse sources (integrations.warehouse) ----------------------------------------------
+
+
+class WarehouseDialect(models.TextChoices):
+    POSTGRESQL = "postgresql", "PostgreSQL"
+    SNOWFLAKE = "snowflake", "Snowflake"
+    BIGQUERY = "bigquery", "BigQuery"
+
+
+class WarehouseMode(models.TextChoices):
+    AGGREGATES = "aggregates", "Daily aggregates (account, meter, day, quantity)"
+    EVENTS = "events", "Usage events (id, account, meter, time, quantity)"
+
+
+class CursorKind(models.TextChoices):
+    TIMESTAMP = "timestamp", "Timestamp (e.g. updated_at)"
+    ID = "id", "Increasing id"
+
+
+class WarehouseSource(models.Model):
+    """A SQL query (or a table) in a customer's warehouse that usage is pulled from."""
+
+    name = models.CharField(max_length=100, unique=True, help_text="Also the events' source (their dedupe scope).")
+    dialect = models.CharField(max_length=16, choices=WarehouseDialect.choices)
+    # The SQLAlchemy URL, password included: Fernet-encrypted JSON {"url": ...} (integrations.crypto).
+    url_encrypted = models.TextField()
+    # The URL with its password masked, for pages.
+    url_display = models.CharField(max_length=500)
+    mode = models.CharField(max_length=16, choices=WarehouseMode.choices, default=WarehouseMode.AGGREGATES)
+    query = models.TextField(blank=True, help_text="One SELECT; blank when a table is given.")
+    table = models.CharField(max_length=300, blank=True, help_text="schema.table, when no query is given.")
+    # Revops field → the query's column (account, meter, day, quantity, event_count | id, time, …).
+    mapping = models.JSONField(default=dict)
+    cursor_column = models.CharField(max_length=100, blank=True, help_text="Blank: every pull reads everything.")
+    cursor_kind = models.CharField(max_length=16, choices=CursorKind.choices, default=CursorKind.TIMESTAMP)
+    # Timestamps: seconds re-read behind the cursor (late rows); ids: ids re-read behind it.
+    lookback = models.BigIntegerField(default=2 * 86400)
+    last_cursor = models.CharField(max_length=100, blank=True)
+    schedule_minutes = models.PositiveIntegerField(default=60, help_text="Pull every N minutes (0: off).")
+    last_pull_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WarehousePull(models.Model):
+    source = models.ForeignKey(WarehouseSource, on_delete=models.CASCADE, related_name="pulls")
+    full = models.BooleanField(default=False, help_text="Ignore the cursor and read every row.")
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    rows = models.BigIntegerField(default=0)
+    # aggregates: {"created", "replaced", "unchanged"}; events: {"accepted", "duplicates", "quarantined"}
+    counts = models.JSONField(default=dict)
+    rows_per_second = models.FloatField(null=True, blank=True)
+    cursor_before = models.CharField(max_length=100, blank=True)
+    cursor_after = models.CharField(max_length=100, blank=True)
+    # [{"row": n, "column": "quantity", "reason": "..."}] (the first 1,000) and their total.
+    errors = models.JSONField(default=list)
+    error_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["source", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"pull {self.pk} of {self.source}"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+# --- Stripe: a billing source (integrations.billing) ------------------------------------------
+
+
+class UsageMode(models.TextChoices):
+    METER_SUMMARIES = "meter_summaries", "Billing meter event summaries (daily)"
+    INVOICE_LINES = "invoice_lines", "Invoice line items"
+
+
+class StripeConnection(models.Model):
+    """A Stripe account revops reads customers, usage and billing documents from."""
+
+    name = models.CharField(max_length=100)
+    # Blank: Stripe's own (https://api.stripe.com); a local fake server in tests and the demo.
+    api_base = models.URLField(max_length=300, blank=True)
+    # {"secret_key": "sk_…", "webhook_secret": "whsec_…"}, Fernet-encrypted (integrations.crypto).
+    credentials = models.TextField(blank=True)
+    metadata_key = models.CharField(
+        max_length=40, default="revops_account", help_text="Customer metadata key holding the revops account id."
+    )
+    match_email_domain = models.BooleanField(default=True, help_text="Else match on the email's domain table.")
+    usage_mode = models.CharField(max_length=20, choices=UsageMode.choices, default=UsageMode.METER_SUMMARIES)
+    # Stripe meter id (summaries) or price id (invoice lines) → revops meter key.
+    meter_map = models.JSONField(default=dict)
+    usage_start = models.DateField(help_text="The first day of usage to import.")
+    # {"invoices": unix, "credit_notes": unix, "refunds": unix}: the newest creation time applied.
+    cursors = models.JSONField(default=dict)
+    schedule_minutes = models.PositiveIntegerField(default=60, help_text="Sync every N minutes (0: off).")
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def source(self) -> str:
+        """What BillingDocument.source and usage events say for this connection."""
+        return f"stripe:{self.pk}"
+
+
+class StripeRun(models.Model):
+    connection = models.ForeignKey(StripeConnection, on_delete=models.CASCADE, related_name="runs")
+    full = models.BooleanField(default=False, help_text="Ignore the cursors and read every document.")
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    stage = models.CharField(max_length=100, blank=True)
+    # {"customers": {"read": n, "metadata": n, "domain": n, "unmatched": n}, "usage": {...}, "invoice": {...}, ...}
+    counts = models.JSONField(default=dict)
+    retries = models.PositiveIntegerField(default=0, help_text="Calls the client retried (5xx, 409) or waited (429).")
+    requests = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["connection", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Stripe run {self.pk} of {self.connection}"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class MatchedBy(models.TextChoices):
+    METADATA = "metadata", "Customer metadata"
+    DOMAIN = "domain", "Email domain"
+    UNMATCHED = "unmatched", "Unmatched"
+
+
+class StripeCustomer(models.Model):
+    """A Stripe customer, the revops account it is matched to (or why not)."""
+
+    connection = models.ForeignKey(StripeConnection, on_delete=models.CASCADE, related_name="customers")
+    customer_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=200, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    matched_by = models.CharField(max_length=16, choices=MatchedBy.choices, default=MatchedBy.UNMATCHED)
+    reason = models.CharField(max_length=300, blank=True, help_text="Why it is unmatched.")
+    # The day after the last usage day read for it (null: from the connection's usage_start).
+    usage_through = models.DateField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["customer_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "customer_id"], name="stripecustomer_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.customer_id
+
+
+class BillingDomain(models.Model):
+    """Finance's table: customers whose email is at ``domain`` belong to ``account``."""
+
+    connection = models.ForeignKey(StripeConnection, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [models.UniqueConstraint(fields=["connection", "domain"], name="billingdomain_unique")]
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class StripeUsage(models.Model):
+    """What was imported for one usage identity (a customer × meter × day, or an invoice line).
+
+    Events are append-only and never negative, so a re-read value is compared with this
+    row: more is sent as an adjustment event of the difference (``…:v<n>``), less is kept
+    and counted as "lowered" (events cannot take usage away).
+    """
+
+    connection = models.ForeignKey(StripeConnection, on_delete=models.CASCADE, related_name="usage")
+    key = models.CharField(max_length=300)  # "<meter>:<customer>:<day>" or "<price>:<customer>:<line>"
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+    meter_key = models.CharField(max_length=64)
+    day = models.DateField()
+    value = models.DecimalField(max_digits=28, decimal_places=6)
+    version = models.PositiveIntegerField(default=1)
+    lowered_to = models.DecimalField(max_digits=28, decimal_places=6, null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "key"], name="stripeusage_unique")]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class HeldDocument(models.Model):
+    """A billing document of an unmatched customer: kept until the customer is matched."""
+
+    connection = models.ForeignKey(StripeConnection, on_delete=models.CASCADE, related_name="held")
+    external_id = models.CharField(max_length=200)
+    customer_id = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16)
+    payload = models.JSONField()
+    held_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["customer_id", "external_id"]
+        constraints = [models.UniqueConstraint(fields=["connection", "external_id"], name="helddocument_unique")]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class WebhookOutcome(models.TextChoices):
+    APPLIED = "applied", "Applied"
+    REPLAYED = "replayed", "Already received"
+    HELD = "held", "Held (customer unmatched)"
+    IGNORED = "ignored", "Not a type revops reads"
+    FAILED = "failed", "Failed"
+
+
+class StripeWebhookEvent(models.Model):
+    connection = models.ForeignKey(StripeConnection, on_delete=models.CASCADE, related_name="webhook_events")
+    event_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=16, choices=WebhookOutcome.choices)
+    detail = models.CharField(max_length=300, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["connection", "event_id"], name="stripewebhookevent_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

@@ -27,6 +27,7 @@ from integrations.sync import SYNC_SOURCE, Sync, audit_watermark
 from integrations.writeback import changed_values
 from revops.audit import acting_as
 from revops.errors import ApplicationError
+from revops.events import emit_many
 from revops.queue import SEND_OPTIONS
 
 logger = logging.getLogger(__name__)
@@ -310,13 +311,43 @@ def _finish(run: SyncRun, *, entries: list, counts: dict, error: str, waits: int
         ],
         batch_size=2000,
     )
-    SyncRun.objects.filter(pk=run.pk).update(
-        state=RunState.FAILED if error else RunState.SUCCEEDED,
-        stage="failed" if error else "done",
-        error=error,
-        counts={kind: dict(c) for kind, c in counts.items()},
-        rate_limit_waits=waits,
-        finished_at=timezone.now(),
+    with transaction.atomic():
+        SyncRun.objects.filter(pk=run.pk).update(
+            state=RunState.FAILED if error else RunState.SUCCEEDED,
+            stage="failed" if error else "done",
+            error=error,
+            counts={kind: dict(c) for kind, c in counts.items()},
+            rate_limit_waits=waits,
+            finished_at=timezone.now(),
+        )
+        if error:
+            sync_failed_emit(run_ids=[run.pk])
+
+
+def sync_failed_emit(*, run_ids: list[int]) -> None:
+    """Tell listeners (webhooks) these runs failed; call it in the transaction that failed them."""
+    runs = SyncRun.objects.filter(pk__in=run_ids, state=RunState.FAILED).select_related("connection").order_by("pk")
+    emit_many(
+        "sync.failed",
+        [
+            (
+                {
+                    "run_id": run.pk,
+                    "connection": {
+                        "id": run.connection_id,
+                        "name": run.connection.name,
+                        "provider": run.connection.provider,
+                    },
+                    "kind": run.kind,
+                    "preview": run.dry_run,
+                    "error": run.error,
+                    "finished_at": run.finished_at.isoformat() if run.finished_at else "",
+                    "link": f"/data/connections/runs/{run.pk}/",
+                },
+                (),
+            )
+            for run in runs
+        ],
     )
 
 
@@ -349,6 +380,14 @@ def fail_stuck_runs(*, now: dt.datetime | None = None) -> int:
     """A run "running" for longer than the hard time limit lost its worker: say so."""
     now = now or timezone.now()
     limit = dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    return SyncRun.objects.filter(state=RunState.RUNNING, started_at__lt=now - limit).update(
-        state=RunState.FAILED, stage="failed", error="The worker running it stopped; run it again.", finished_at=now
-    )
+    with transaction.atomic():
+        stuck = list(
+            SyncRun.objects.select_for_update()
+            .filter(state=RunState.RUNNING, started_at__lt=now - limit)
+            .values_list("pk", flat=True)
+        )
+        failed = SyncRun.objects.filter(pk__in=stuck).update(
+            state=RunState.FAILED, stage="failed", error="The worker running it stopped; run it again.", finished_at=now
+        )
+        sync_failed_emit(run_ids=stuck)
+    return failed

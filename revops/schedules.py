@@ -67,9 +67,34 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 300.0,
         "options": {"expires": 290},
     },
+    # Warehouse sources: pulls when each source's schedule is due (hourly by default).
+    "integrations-schedule-warehouse-pulls": {
+        "task": "integrations.tasks.schedule_warehouse_pulls",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
     "integrations-writeback-daily": {
         "task": "integrations.tasks.schedule_writebacks",
         "schedule": crontab(hour=4, minute=0),
+        "options": {"expires": 6 * 3600},
+    },
+    # Stripe billing sources: the syncs that are due (each connection's own interval), every minute.
+    "integrations-stripe-schedule": {
+        "task": "integrations.tasks.schedule_stripe_syncs",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Webhooks out: retries that come due, sends lost while the broker was away, replays.
+    "webhooks-send-due": {
+        "task": "webhooks.tasks.send_due",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
+    # BI exports: yesterday's partitions and recent days whose data changed, after the
+    # nightly metrics refresh, forecasts and the 1st's comp run.
+    "exports-schedule-daily": {
+        "task": "exports.tasks.schedule_exports",
+        "schedule": crontab(hour=2, minute=30),
         "options": {"expires": 6 * 3600},
     },
 }

@@ -534,3 +534,47 @@ class UsageHistory(models.Model):
     @classmethod
     def current(cls) -> UsageHistory:
         return cls.objects.get_or_create(pk=1)[0]
+
+
+class ExternalDailyAggregate(models.Model):
+    """Daily usage totals that an external source (a warehouse) reports per account × meter × day.
+
+    The latest pull of a key replaces its row; ``usage.ingestion.aggregates`` writes the
+    difference to the previous value as a rollup delta, so DailyRollup holds events and
+    aggregates summed, and a re-pulled day replaces instead of adding. ``source`` is the
+    source's name (usage sits below integrations, so no foreign key to it).
+    """
+
+    source = models.CharField(max_length=100)
+    # No indexes of their own (the unique index leads with source) and no database-level
+    # foreign keys: a pull resolves every id by a join in its own transaction, and per-row
+    # constraint triggers on millions of rows would cost more than the pull itself. Deletes
+    # still cascade / protect through Django's collector.
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False)
+    day = models.DateField()
+    quantity = models.DecimalField(**QUANTITY)
+    # What the source says the day's total stands for in events (0 when it does not say).
+    event_count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "account", "meter", "day"], name="extaggregate_source_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.account_id}/{self.meter_id}/{self.day}"
+
+
+class RollupMonthChange(models.Model):
+    """The last change to any daily rollup of a month: a number from one sequence, written by
+    a statement trigger on usage_dailyrollup (migration 0014). Caches of figures computed
+    from rollups key on these (usage.ingestion.changes.rollups_version)."""
+
+    month = models.DateField(primary_key=True)
+    seq = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m}: {self.seq}"

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Contract, Segment
+from forecasting import cache as planning_cache
 from forecasting import cohorts as cohort_analysis
 from forecasting import planning_charts
 from forecasting import waterfall as realization
@@ -49,8 +50,8 @@ def _as_of() -> dt.date:
 def cohorts(request: HttpRequest) -> HttpResponse:
     _require_planner(request)
     as_of = _as_of()
-    trajectories = cohort_analysis.land_trajectories(as_of=as_of)
-    ramps = cohort_analysis.segment_ramps(trajectories)
+    trajectories = planning_cache.land_trajectories(as_of=as_of)
+    ramps = planning_cache.segment_ramps(as_of=as_of)
     labels = dict(Segment.choices)
     context = {
         "as_of": as_of,
@@ -179,7 +180,7 @@ def deal_desk(request: HttpRequest) -> HttpResponse:
     _require_planner(request)
     as_of = _as_of()
     form = DealDeskForm(request.GET or None)
-    trajectories = cohort_analysis.land_trajectories(as_of=as_of)
+    trajectories = planning_cache.land_trajectories(as_of=as_of)
     plan = _plan_for(form, trajectories) if form.is_bound and form.is_valid() else None
     estimate = plan.estimate if plan else None
     ae_estimate = form.cleaned_data.get("ae_estimate") if plan else None
@@ -271,8 +272,8 @@ def waterfall(request: HttpRequest) -> HttpResponse:
             return render(request, "forecasting/planning_waterfall.html", context)
         segment = data["segment"] or ""
         growth_percent = DEFAULT_GROWTH_PERCENT if data["growth"] is None else data["growth"]
-        rows = realization.period_rows(start=start, end=end, segment=segment)
-        ramps = cohort_analysis.segment_ramps(cohort_analysis.land_trajectories(as_of=end, segment=segment))
+        rows = planning_cache.period_rows(start=start, end=end, segment=segment)
+        ramps = planning_cache.segment_ramps(as_of=end, segment=segment)
         result = realization.waterfall(rows, start=start, end=end)
         labels = dict(Segment.choices)
         context.update(

@@ -7,6 +7,7 @@ from integrations.fakes.server import RunningFake
 from integrations.models import Provider
 from integrations.services import connection_create
 from revops.models import Role
+from tests.integrations.warehouse_support import warehouse, warehouse_dsn  # noqa: F401 (the warehouse tests' fixtures)
 
 
 @pytest.fixture(autouse=True)

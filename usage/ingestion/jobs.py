@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from revops.audit import acting_as
 from revops.errors import ApplicationError
+from revops.events import emit
 from revops.tabular import ImportRejected, ImportReport
 from usage.enqueue import enqueue_import_job
 from usage.models import ImportJob, ImportKind
@@ -274,4 +275,19 @@ def _finish(job: ImportJob, status: str, *, summary: dict | None = None, errors:
     if errors is not None:
         job.errors = errors.errors
         job.error_count = errors.error_count
-    job.save(update_fields=["status", "finished_at", "summary", "errors", "error_count"])
+    with transaction.atomic():
+        job.save(update_fields=["status", "finished_at", "summary", "errors", "error_count"])
+        if status == ImportJob.Status.FAILED:
+            emit(
+                "import.failed",
+                {
+                    "import_job_id": job.pk,
+                    "kind": job.kind,
+                    "file_name": job.file_name,
+                    "error_count": job.error_count,
+                    "errors": job.errors[:10],  # line, column, reason; the job page has the first 1,000
+                    "created_by": job.created_by.email if job.created_by else "",
+                    "finished_at": job.finished_at.isoformat(),
+                    "link": f"/data/imports/{job.pk}/",
+                },
+            )

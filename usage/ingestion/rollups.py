@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from usage import enqueue
+from usage.ingestion.aggregates import REBUILD_INSERT_SQL
 
 # Keys for pg_advisory_xact_lock: one per unit of work.
 FOLD_LOCK = 7_201_001
@@ -251,7 +252,6 @@ def rebuild_from_events() -> int:
         # Ingests already writing finish first (their events become visible to us); new ones
         # wait at their delta insert until we commit, so no event is counted twice or lost.
         cursor.execute("LOCK TABLE usage_rollupdelta IN EXCLUSIVE MODE")
-        cursor.execute("DELETE FROM usage_rollupdelta")  # covered by the rebuild below
         cursor.execute(
             "SELECT min((occurred_at AT TIME ZONE 'UTC')::date), max((occurred_at AT TIME ZONE 'UTC')::date)"
             " FROM usage_event"
@@ -259,14 +259,12 @@ def rebuild_from_events() -> int:
         first, last = cursor.fetchone()
         if first is None:
             return 0
+        # Covered by the rebuild below; deltas of older days (a warehouse's aggregates) are
+        # left for the next fold.
+        cursor.execute("DELETE FROM usage_rollupdelta WHERE day BETWEEN %s AND %s", [first, last])
         cursor.execute("DELETE FROM usage_dailyrollup WHERE day BETWEEN %s AND %s", [first, last])
-        cursor.execute(
-            """
-            INSERT INTO usage_dailyrollup (account_id, meter_id, day, quantity, revenue, event_count)
-            SELECT account_id, meter_id, (occurred_at AT TIME ZONE 'UTC')::date, sum(quantity), 0, count(*)
-            FROM usage_event GROUP BY 1, 2, 3
-            """
-        )
+        # Raw events and the external aggregates of the same days (usage.ingestion.aggregates).
+        cursor.execute(REBUILD_INSERT_SQL, {"first": first, "last": last})
         rows = cursor.rowcount
         _touched_table(cursor)
         cursor.execute(

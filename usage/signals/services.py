@@ -285,9 +285,60 @@ def _sync_alerts(metrics: dict, t, as_of: dt.date, result: RefreshResult) -> Non
             events.append(AlertEvent(alert=alert, at=found_at, action="escalated", note="burn under the escalate band"))
     Alert.objects.bulk_update(changed, ALERT_SYNC_FIELDS, batch_size=1000)
     AlertEvent.objects.bulk_create(events, batch_size=1000)
+    _emit_alert_events(events, occurred_at=found_at)
     result.alerts_opened = len(created)
     result.alerts_cleared = len(active)
     result.alerts_updated = len(changed) - len(active)
+
+
+# AlertEvent action → domain event (revops.events); a resolve is the person's clear.
+ALERT_EVENT_TYPES = {"opened": "alert.opened", "escalated": "alert.escalated", "cleared": "alert.cleared"}
+ALERT_EVENT_TYPES["resolve"] = "alert.cleared"
+
+
+def _emit_alert_events(events: list, *, occurred_at: dt.datetime | None = None) -> None:
+    """Emit the alert events of a refresh or triage action in one batch per type (so the
+    webhooks outbox writes each batch in a few statements, not a row at a time): 2 queries
+    for the accounts and the owners' teams, whatever the number of alerts."""
+    from accounts.models import Account
+    from revops.events import emit_many
+    from revops.models import User
+
+    chosen = [e for e in events if e.action in ALERT_EVENT_TYPES]
+    if not chosen:
+        return
+    alerts = [e.alert for e in chosen]
+    accounts = {
+        pk: (external_id, name)
+        for pk, external_id, name in Account.objects.filter(pk__in={a.account_id for a in alerts}).values_list(
+            "pk", "external_id", "name"
+        )
+    }
+    people = {a.owner_id for a in alerts} | {a.escalated_to_id for a in alerts}
+    teams = dict(User.objects.filter(pk__in=people - {None}).values_list("pk", "team_id"))
+    by_type: dict[str, list] = {}
+    for event in chosen:
+        alert = event.alert
+        external_id, name = accounts[alert.account_id]
+        data = {
+            "alert_id": alert.pk,
+            "kind": alert.kind,
+            "severity": alert.get_severity_display(),
+            "state": alert.state,
+            "revenue_at_risk": str(alert.revenue_at_risk),
+            "gate": alert.gate,
+            "gate_on": alert.gate_on.isoformat() if alert.gate_on else "",
+            "opened_on": alert.opened_on.isoformat(),
+            "cleared_on": alert.cleared_on.isoformat() if alert.cleared_on else "",
+            "account": {"external_id": external_id, "name": name, "link": f"/accounts/{external_id}/"},
+            "owner_id": alert.owner_id,
+            "escalated_to_id": alert.escalated_to_id,
+            "link": f"/alerts/{alert.pk}/history/",
+        }
+        team_ids = [teams.get(alert.owner_id), teams.get(alert.escalated_to_id)]
+        by_type.setdefault(ALERT_EVENT_TYPES[event.action], []).append((data, team_ids))
+    for event_type, items in by_type.items():
+        emit_many(event_type, items, occurred_at=occurred_at)
 
 
 # --- Triage actions ---------------------------------------------------------------------
@@ -388,6 +439,7 @@ def alert_act(
             )
         Alert.objects.bulk_update(alerts, ["state", "owner", "owner_pinned", "snoozed_until", "outcome", "updated_at"])
         AlertEvent.objects.bulk_create(events)
+        _emit_alert_events(events)
         if action == "assign" and assignee.pk != getattr(actor, "pk", None):
             ids, assignee_id, by_id = [a.pk for a in alerts], assignee.pk, getattr(actor, "pk", None)
             transaction.on_commit(

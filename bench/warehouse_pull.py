@@ -1,0 +1,166 @@
+"""Warehouse pull of daily aggregates from a second PostgreSQL database (the warehouse).
+
+    python -m bench.warehouse_pull [--rows 10000000] [--accounts 5000] [--meters 4]
+
+The warehouse database (``revops_bench_wh_source``) gets a ``daily_usage`` table of
+accounts × meters × days rows generated in SQL (untimed); the revops database
+(``revops_bench_wh``) gets the accounts and meters. Timed, end to end through
+``integrations.warehouse.services.pull_execute``: COPY out of the warehouse → COPY into
+the staging table → SQL validation → aggregates and rollup deltas written, committed.
+Then an incremental pull of one day (late rows re-stamped), and for reference a raw COPY
+of the same rows between the two databases (no validation, no indexes) in the same run:
+the pull's rate is also given as a ratio to it.
+
+Budgets (issue): ≥ 100,000 rows/s for the full pull; < 2 s for a one-day incremental pull.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from bench import common
+
+NAME = "warehouse_pull"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.warehouse_pull", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--accounts", type=int, default=5_000)
+    parser.add_argument("--meters", type=int, default=4)
+    parser.add_argument("--summary-json", default=None)
+    return parser.parse_args(argv)
+
+
+def _fill_warehouse(wh_url: str, *, rows: int, accounts: int, meters: int) -> int:
+    import psycopg
+
+    days = max(1, rows // (accounts * meters))
+    with psycopg.connect(wh_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS daily_usage")
+        conn.execute(
+            "CREATE TABLE daily_usage (customer text, metric text, usage_day date, total numeric, events bigint,"
+            " updated_at timestamptz)"
+        )
+        conn.execute(
+            """
+            INSERT INTO daily_usage
+            SELECT 'acct-' || a, 'meter-' || m, DATE '2025-06-01' + d, ((a * 7 + m * 13 + d) %% 1000) + 0.5,
+                   (a + d) %% 50, TIMESTAMPTZ '2026-11-01 00:00:00+00' + d * interval '1 hour'
+            FROM generate_series(1, %s) a, generate_series(1, %s) m, generate_series(0, %s - 1) d
+            """,
+            [accounts, meters, days],
+        )
+        conn.execute("VACUUM ANALYZE daily_usage")
+        (count,) = conn.execute("SELECT count(*) FROM daily_usage").fetchone()
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    summary = common.Summary(NAME)
+    url = common.database_url("_wh")
+    wh_url = common.database_url("_wh_source")
+    common.heading(f"Warehouse pull ({common.database_name(wh_url)} → {common.database_name(url)})")
+    common.note(common.machine_line())
+    common.note(common.code_version())
+    common.create_database(url, drop_first=True)
+    common.create_database(wh_url, drop_first=True)
+    common.setup(url)
+
+    from django.db import connection
+
+    from accounts.models import Account, Segment
+    from integrations.models import RunState
+    from integrations.warehouse.services import pull_execute, pull_request, warehouse_source_save
+    from usage.models import Meter, MeterTier
+
+    started = time.perf_counter()
+    rows = _fill_warehouse(wh_url, rows=args.rows, accounts=args.accounts, meters=args.meters)
+    common.note(f"warehouse filled: {rows:,} rows ({time.perf_counter() - started:.0f} s, untimed)")
+    Account.objects.bulk_create(
+        Account(external_id=f"acct-{i}", name=f"Account {i}", segment=Segment.MID_MARKET)
+        for i in range(1, args.accounts + 1)
+    )
+    for m in range(1, args.meters + 1):
+        meter = Meter.objects.create(key=f"meter-{m}", name=f"Meter {m}", unit="unit")
+        MeterTier.objects.create(meter=meter, up_to=None, unit_price="0.01")
+
+    # The reference: the same rows COPYed raw between the two databases into a bare table.
+    import psycopg
+
+    with psycopg.connect(wh_url) as wh, connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE UNLOGGED TABLE bench_raw (customer text, metric text, usage_day text, total text, events text,"
+            " updated_at text)"
+        )
+        begun = time.perf_counter()
+        with (
+            wh.cursor().copy("COPY daily_usage TO STDOUT") as out,
+            cursor.copy("COPY bench_raw FROM STDIN") as into,
+        ):
+            for chunk in out:
+                into.write(chunk)
+        raw_s = time.perf_counter() - begun
+        cursor.execute("DROP TABLE bench_raw")
+    raw_rate = rows / raw_s
+    common.note(f"raw COPY warehouse → revops: {raw_s:.1f} s, {raw_rate:,.0f} rows/s (the reference R)")
+    common.checkpoint()
+
+    source = warehouse_source_save(
+        name="bench warehouse",
+        url=wh_url.replace("postgres://", "postgresql+psycopg://"),
+        mode="aggregates",
+        query="",
+        table="daily_usage",
+        mapping={
+            "account": "customer",
+            "meter": "metric",
+            "day": "usage_day",
+            "quantity": "total",
+            "event_count": "events",
+        },
+        cursor_column="updated_at",
+        cursor_kind="timestamp",
+        lookback=0,
+        schedule_minutes=0,
+    )
+    begun = time.perf_counter()
+    run = pull_execute(pull_request(source=source).pk)
+    full_s = time.perf_counter() - begun
+    assert run.state == RunState.SUCCEEDED, run.error
+    full_rate = run.rows / full_s
+    common.note(f"full pull: {run.rows:,} rows in {full_s:.1f} s, {full_rate:,.0f} rows/s, counts {run.counts}")
+    summary.check(
+        f"full pull, {run.rows:,} daily-aggregate rows",
+        f"{full_rate:,.0f} rows/s ({full_s:.0f} s; {full_rate / raw_rate:.2f} × raw COPY)",
+        "≥ 100,000 rows/s",
+        full_rate >= 100_000 and run.counts["created"] == rows,
+    )
+    summary.info("raw COPY between the databases (R)", f"{raw_rate:,.0f} rows/s ({raw_s:.1f} s)")
+
+    # One day of late corrections: the newest day's rows re-stamped after the cursor.
+    with psycopg.connect(wh_url, autocommit=True) as wh:
+        (last_day,) = wh.execute("SELECT max(usage_day) FROM daily_usage").fetchone()
+        wh.execute("UPDATE daily_usage SET total = total + 1, updated_at = now() WHERE usage_day = %s", [last_day])
+    source.refresh_from_db()
+    begun = time.perf_counter()
+    run = pull_execute(pull_request(source=source).pk)
+    inc_s = time.perf_counter() - begun
+    assert run.state == RunState.SUCCEEDED, run.error
+    common.note(f"incremental pull: {run.rows:,} rows in {inc_s:.2f} s, counts {run.counts}")
+    summary.check(
+        f"incremental pull of one day ({run.rows:,} rows replaced)",
+        f"{inc_s:.2f} s",
+        "< 2 s",
+        inc_s < 2 and run.counts["replaced"] == args.accounts * args.meters,
+    )
+    summary.print()
+    summary.write_json(args.summary_json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Warehouse sources: usage pulled with SQL from PostgreSQL, Snowflake or BigQuery (docs/warehouse.md)."""
