@@ -21,6 +21,7 @@ from comp.periods import add_months, approved_periods, month_start, open_period
 from comp.selectors import statement_totals
 from revops.clock import today_utc
 from revops.errors import ApplicationError
+from revops.events import emit, emit_many
 from revops.idempotency import first_submission
 from revops.models import Role, User
 
@@ -66,7 +67,21 @@ def statement_approve(*, person: User, period: dt.date, approver: User) -> State
     statement.approved_at = timezone.now()
     statement.approved_totals = statement_totals(person=person, period=period).as_json()
     statement.save(update_fields=["status", "approved_by", "approved_at", "approved_totals"])
+    emit("statement.approved", _statement_event(statement, person), team_ids=[person.team_id])
     return statement
+
+
+def _statement_event(statement: Statement, person: User) -> dict:
+    """The webhook payload of a statement event: who, which month, the frozen totals (strings)."""
+    return {
+        "statement_id": statement.pk,
+        "person": {"id": person.pk, "name": person.name, "email": person.email},
+        "period": f"{statement.period:%Y-%m}",
+        "totals": statement.approved_totals,
+        "approved_at": statement.approved_at.isoformat() if statement.approved_at else "",
+        "paid_on": statement.paid_on.isoformat() if statement.paid_on else "",
+        "link": f"/comp/statements/{person.pk}/{statement.period:%Y-%m}/",
+    }
 
 
 @transaction.atomic
@@ -212,13 +227,19 @@ def statements_mark_paid(*, viewer: User, period: dt.date, paid_on: dt.date) -> 
         raise ApplicationError(f"{period:%B %Y} is paid after it ends: choose a day from {add_months(period, 1)}.")
     if paid_on > today_utc():
         raise ApplicationError("A payment is recorded once it is made: the day cannot be in the future.")
-    return (
-        Statement.objects.select_for_update()
+    statements = list(
+        Statement.objects.select_for_update(of=("self",))
+        .select_related("person")
         .filter(
             period=period, status=StatementStatus.APPROVED, paid_on__isnull=True, person__in=people_in_scope(viewer)
         )
-        .update(paid_on=paid_on, paid_by=viewer)
+        .order_by("pk")
     )
+    paid = Statement.objects.filter(pk__in=[s.pk for s in statements]).update(paid_on=paid_on, paid_by=viewer)
+    for statement in statements:
+        statement.paid_on = paid_on
+    emit_many("statement.paid", [(_statement_event(s, s.person), [s.person.team_id]) for s in statements])
+    return paid
 
 
 PAYROLL_KINDS = [kind for kind in LineKind.values if kind != LineKind.HOLD]

@@ -35,6 +35,7 @@ from reviews.models import (
     SalesPattern,
 )
 from revops.clock import today_utc
+from revops.events import emit
 from revops.models import Role, User
 from usage.models import DailyRollup, Meter, ProductRelease
 
@@ -406,6 +407,20 @@ def finalize(review: Review, user: User, *, summary: str = "") -> Review:
     # A forecast made for the month after the review was opened (a backfill) is kept with it.
     review.snapshot = snapshot.with_forecast(review.snapshot, review.month)
     review.save(update_fields=["status", "finalized_by", "finalized_at", "summary", "snapshot"])
+    emit(
+        "review.finalized",
+        {
+            "review_id": review.pk,
+            "month": f"{review.month:%Y-%m}",
+            "finalized_by": {"id": user.pk, "name": user.name, "email": user.email},
+            "finalized_at": review.finalized_at.isoformat(),
+            "summary": summary,
+            "sales_patterns": review.patterns.count(),
+            "product_decisions": review.decisions.count(),
+            "actions": review.actions.count(),
+            "link": f"/reviews/{review.month:%Y-%m}/",
+        },
+    )
     return review
 
 

@@ -7,6 +7,12 @@ import datetime as dt
 from django.utils import timezone
 
 
+def now() -> dt.datetime:
+    """The current instant. Code that schedules by it (webhook retries) calls this, so a test
+    can move time by replacing ``revops.clock.now``."""
+    return timezone.now()
+
+
 def today_utc() -> dt.date:
     return timezone.now().astimezone(dt.UTC).date()
 

@@ -40,7 +40,8 @@ class DomainEvent:
     occurred_at: dt.datetime = field(default_factory=timezone.now)
 
 
-# sender: the event type (str); kwarg ``event``: the DomainEvent.
+# sender: the event type (str); kwarg ``events``: the DomainEvents (one for ``emit``, many
+# of the same type for ``emit_many``).
 domain_event = Signal()
 
 
@@ -50,12 +51,25 @@ class UnknownEventType(ValueError):
 
 def emit(event_type: str, data: dict, *, team_ids: Iterable[int] = (), occurred_at: dt.datetime | None = None) -> None:
     """Tell every listener that ``event_type`` happened; ``data`` must be JSON-serializable."""
+    emit_many(event_type, [(data, team_ids)], occurred_at=occurred_at)
+
+
+def emit_many(
+    event_type: str, items: Iterable[tuple[dict, Iterable[int]]], *, occurred_at: dt.datetime | None = None
+) -> None:
+    """``emit`` for a batch of events of one type (a bulk job's rows): listeners hear them in
+    one call and can write them in one statement, in the order given."""
     if event_type not in EVENT_TYPES:
         raise UnknownEventType(f"unknown event type {event_type!r}; known: {', '.join(sorted(EVENT_TYPES))}")
-    event = DomainEvent(
-        type=event_type,
-        data=data,
-        team_ids=tuple(sorted({int(t) for t in team_ids if t is not None})),
-        occurred_at=occurred_at or timezone.now(),
-    )
-    domain_event.send(sender=event_type, event=event)
+    at = occurred_at or timezone.now()
+    events = [
+        DomainEvent(
+            type=event_type,
+            data=data,
+            team_ids=tuple(sorted({int(t) for t in team_ids if t is not None})),
+            occurred_at=at,
+        )
+        for data, team_ids in items
+    ]
+    if events:
+        domain_event.send(sender=event_type, events=events)

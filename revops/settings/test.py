@@ -12,6 +12,8 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
+# The webhook tests post to a receiver on 127.0.0.1.
+os.environ.setdefault("WEBHOOKS_ALLOW_PRIVATE", "true")
 
 from revops.devservices import with_redis_db
 from revops.settings.base import *  # noqa: F403
