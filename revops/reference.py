@@ -24,6 +24,11 @@ DOCUMENTS = {
     "metrics": ("metrics.md", "Metrics reference"),
     "imports": ("imports.md", "Import file reference"),
     "plans": ("plans.md", "Comp plan reference"),
+    "warehouse": ("warehouse.md", "Warehouse source reference"),
+    "billing": ("billing.md", "Billing sources (Stripe) reference"),
+    "exports": ("exports.md", "Exports for BI reference"),
+    "webhooks": ("webhooks.md", "Webhooks out reference"),
+    "sso": ("sso.md", "Single sign-on and SCIM reference"),
 }
 ANCHOR = re.compile(r'<a id="([a-z0-9_-]+)"></a>')
 # Links between the documents ("plans.md#ramp", "docs/imports.md") become links to their pages,

@@ -117,9 +117,7 @@ def _statement_context(request: HttpRequest, person: User, period: dt.date) -> d
         "is_finance": services.is_finance(request.user),
         "is_own": person.pk == request.user.pk,
         # Their own statement points at what is still to come: a CSM's bonus outlook.
-        "cs_outlook": person.pk == request.user.pk
-        and person.role == Role.CSM
-        and has_cs_plan(person, yesterday_utc()),
+        "cs_outlook": person.pk == request.user.pk and person.role == Role.CSM and has_cs_plan(person, yesterday_utc()),
         "previous": add_months(period, -1),
         "next": add_months(period, 1),
         "ended": add_months(period, 1) <= today_utc(),

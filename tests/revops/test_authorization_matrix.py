@@ -196,11 +196,77 @@ def cells(w: dict) -> list[Cell]:
         Cell("integrations:run", f"/data/connections/{w['crm_connection']}/run/", DATA, "post"),
         Cell("integrations:run_detail", f"/data/connections/runs/{w['crm_run']}/", DATA),
         Cell("integrations:account_link", f"/data/connections/accounts/{own}/crm-link/", w["see_own_account"]),
+        # integrations: Data → Warehouse (warehouse sources and their pulls)
+        Cell("integrations:warehouse_sources", "/data/connections/warehouse/", DATA),
+        Cell("integrations:warehouse_sources", "/data/connections/warehouse/", DATA, "post"),
+        Cell("integrations:warehouse_source", f"/data/connections/warehouse/{w['wh_source']}/", DATA),
+        Cell("integrations:warehouse_source", f"/data/connections/warehouse/{w['wh_source']}/", DATA, "post"),
+        Cell("integrations:warehouse_preview", f"/data/connections/warehouse/{w['wh_source']}/preview/", DATA, "post"),
+        Cell("integrations:warehouse_pull_now", f"/data/connections/warehouse/{w['wh_source']}/pull/", DATA, "post"),
+        Cell("integrations:warehouse_pull", f"/data/connections/warehouse/pulls/{w['wh_pull']}/", DATA),
         Cell("integrations:account_link", f"/data/connections/accounts/{other}/crm-link/", w["see_other_account"]),
+        # integrations: Data → Stripe (billing source) and Stripe's public, signed webhook endpoint
+        Cell("integrations:stripe_connections", "/data/connections/stripe/", DATA),
+        Cell("integrations:stripe_connections", "/data/connections/stripe/", DATA, "post"),
+        Cell("integrations:stripe_connection", f"/data/connections/stripe/{w['stripe']}/", DATA),
+        Cell("integrations:stripe_domain_add", f"/data/connections/stripe/{w['stripe']}/domains/", DATA, "post"),
+        Cell(
+            "integrations:stripe_domain_remove",
+            f"/data/connections/stripe/{w['stripe']}/domains/{w['stripe_domain']}/remove/",
+            DATA,
+            "post",
+        ),
+        Cell("integrations:stripe_sync", f"/data/connections/stripe/{w['stripe']}/sync/", DATA, "post"),
+        Cell("integrations:stripe_run", f"/data/connections/stripe/runs/{w['stripe_run']}/", DATA),
+        Cell("integrations:stripe_account_billing", f"/data/connections/stripe/accounts/{own}/billing/", DATA),
+        Cell("integrations:stripe_account_billing", f"/data/connections/stripe/accounts/{other}/billing/", DATA),
+        Cell("stripe_webhook", f"/hooks/stripe/{w['stripe']}/", EVERYONE, "post", public=True),  # 400 unsigned
+        # exports: Data → Exports (targets, test, run now, run log) and the read API's cursor
+        Cell("exports:targets", "/data/exports/", DATA),
+        Cell("exports:target", f"/data/exports/{w['export_target']}/", DATA),
+        Cell("exports:test", f"/data/exports/{w['export_target']}/test/", DATA, "post"),
+        Cell("exports:run", f"/data/exports/{w['export_target']}/run/", DATA, "post"),
+        Cell("exports:run_detail", f"/data/exports/runs/{w['export_run']}/", DATA),
+        Cell("api-v1:export_tables", "/api/v1/exports", EVERYONE),
+        Cell("api-v1:export_rows", "/api/v1/exports/rollups", EVERYONE),  # each reader's own scope
+        # webhooks: Data → Webhooks (finance and admin, like every data connection)
+        Cell("webhooks:endpoints", "/data/webhooks/", DATA),
+        Cell("webhooks:endpoint", f"/data/webhooks/{w['webhook_endpoint']}/", DATA),
+        Cell("webhooks:edit", f"/data/webhooks/{w['webhook_endpoint']}/edit/", DATA, "post"),
+        Cell("webhooks:rotate", f"/data/webhooks/{w['webhook_endpoint']}/rotate/", DATA, "post"),
+        Cell("webhooks:test", f"/data/webhooks/{w['webhook_endpoint']}/test/", DATA, "post"),
+        Cell("webhooks:delivery", f"/data/webhooks/deliveries/{w['webhook_delivery']}/", DATA),
+        Cell("webhooks:replay", f"/data/webhooks/deliveries/{w['webhook_delivery']}/replay/", DATA, "post"),
+        # sso: the login page's "continue with single sign-on" (anyone), and SCIM (bearer token of an
+        # identity provider only: every session and anonymous get 401; tests/revops/test_scim.py)
+        Cell("sso:start", "/sso/start/", EVERYONE, "post", public=True),
+        Cell("sso:scim_config", "/scim/v2/ServiceProviderConfig", NOBODY),
+        Cell("sso:scim_resource_types", "/scim/v2/ResourceTypes", NOBODY),
+        Cell("sso:scim_resource_type", "/scim/v2/ResourceTypes/User", NOBODY),
+        Cell("sso:scim_schemas", "/scim/v2/Schemas", NOBODY),
+        Cell("sso:scim_schema", "/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", NOBODY),
+        Cell("sso:scim_users", "/scim/v2/Users", NOBODY),
+        Cell("sso:scim_user", f"/scim/v2/Users/{w['ae']}", NOBODY),
+        Cell("sso:scim_groups", "/scim/v2/Groups", NOBODY),
+        Cell("sso:scim_group", "/scim/v2/Groups/1", NOBODY),
+        Cell("sso:scim_search", "/scim/v2/.search", NOBODY, "post"),
+        Cell("sso:scim_not_found", "/scim/v2/Elsewhere", NOBODY),
     ]
 
 
 IDENTITIES = ("anon", *Role.values)
+
+
+def _export_samples() -> dict:
+    """An export target (a folder under the system's temp dir) and a run of it, for exports' cells."""
+    import tempfile
+
+    from exports.models import ExportRun, ExportTarget
+
+    target = ExportTarget.objects.create(
+        name="Lake", url=f"file://{tempfile.mkdtemp(prefix='matrix-exports-')}", formats=["csv"], tables=["rollups"]
+    )
+    return {"export_target": target.pk, "export_run": ExportRun.objects.create(target=target).pk}
 
 
 def _world() -> dict:
@@ -276,9 +342,54 @@ def _world() -> dict:
 
     crm = Connection.objects.create(name="CRM", provider="salesforce", base_url="https://example.my.salesforce.com")
     crm_run = SyncRun.objects.create(connection=crm, kind=RunKind.READ)
+    from integrations.crypto import encrypt_json
+    from integrations.models import WarehousePull, WarehouseSource
+
+    wh_source = WarehouseSource.objects.create(
+        name="Warehouse",
+        dialect="postgresql",
+        url_encrypted=encrypt_json({"url": "postgresql+psycopg://r@127.0.0.1:9/w"}),
+        url_display="postgresql+psycopg://r@127.0.0.1:9/w",
+        table="daily_usage",
+        mapping={"account": "a", "meter": "m", "day": "d", "quantity": "q"},
+    )
+    wh_pull = WarehousePull.objects.create(source=wh_source, state="failed", error="refused")
+    from integrations.models import BillingDomain, StripeConnection, StripeRun
+
+    stripe_connection = StripeConnection.objects.create(name="Stripe", usage_start=today)
+    stripe_run = StripeRun.objects.create(connection=stripe_connection, state="failed", error="refused")
+    stripe_domain = BillingDomain.objects.create(connection=stripe_connection, domain="example.com", account=own)
+    from webhooks.models import Delivery, DeliveryState, Endpoint, Message
+    from webhooks.services import endpoint_create
+
+    hook = endpoint_create(name="Hooks", url="https://hooks.example.com/in", event_types=["alert.opened"]).endpoint
+    hook_message = Message.objects.create(
+        webhook_id="msg_matrix",
+        type="alert.opened",
+        body='{"type":"alert.opened","timestamp":"2026-01-01T00:00:00+00:00","data":{}}',
+        occurred_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+    hook_delivery = Delivery.objects.create(
+        endpoint=hook,
+        message=hook_message,
+        sequence=1,
+        state=DeliveryState.DELIVERED,
+        next_attempt_at=hook_message.created_at,
+        created_at=hook_message.created_at,
+    )
+    Endpoint.objects.filter(pk=hook.pk).update(next_sequence=2)
     return {
+        "webhook_endpoint": hook.pk,
+        "webhook_delivery": hook_delivery.pk,
         "crm_connection": crm.pk,
         "crm_run": crm_run.pk,
+        "wh_source": wh_source.pk,
+        "wh_pull": wh_pull.pk,
+        "stripe": stripe_connection.pk,
+        "stripe_run": stripe_run.pk,
+        "stripe_domain": stripe_domain.pk,
+        **_export_samples(),
         "people": people,
         "ae": ae.pk,
         "other_ae": other_line.person_id,
