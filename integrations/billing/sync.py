@@ -98,7 +98,7 @@ def read(connection: StripeConnection, stripe: Stripe, *, full: bool, today: dt.
 
     say("reading invoices")
     for invoice in stripe.each(v1.invoices.list, since("invoice"), "listing invoices"):
-        batch.documents.append(("invoice", invoice.to_dict(), None))
+        batch.documents.append(("invoice", _with_every_line(stripe, invoice.to_dict()), None))
     say("reading credit notes")
     for note in stripe.each(v1.credit_notes.list, since("credit_note"), "listing credit notes"):
         batch.documents.append(("credit_note", note.to_dict(), None))
@@ -116,6 +116,21 @@ def read(connection: StripeConnection, stripe: Stripe, *, full: bool, today: dt.
     else:
         _usage_from_lines(connection, batch)
     return batch
+
+
+def _with_every_line(stripe: Stripe, invoice: dict) -> dict:
+    """An invoice embeds only its first lines (``lines.has_more``): read the rest from its
+    lines list, so invoice-line usage and the document's period see every line."""
+    lines = invoice.get("lines") or {}
+    if not lines.get("has_more") or not lines.get("data"):
+        return invoice
+    rest = stripe.each(
+        lambda p, i=invoice["id"]: stripe.v1.invoices.line_items.list(i, p),
+        {"starting_after": lines["data"][-1]["id"]},
+        f"reading the lines of invoice {invoice['id']}",
+    )
+    every = [*lines["data"], *(line.to_dict() for line in rest)]
+    return {**invoice, "lines": {**lines, "data": every, "has_more": False}}
 
 
 def _read_summaries(connection: StripeConnection, stripe: Stripe, batch: Batch, *, today: dt.date, say) -> None:

@@ -2,6 +2,7 @@
 
 - ``GET /v1/customers``, ``/v1/invoices`` (``customer``, ``created[gte]``), ``/v1/credit_notes``
   (``customer``, ``invoice``), ``/v1/refunds`` (``created[gte]``, ``expand[]=data.charge``),
+  ``/v1/invoices/{id}/lines`` (an invoice embeds its first 10 lines, as Stripe does),
   ``/v1/charges/{id}``, ``/v1/billing/meters`` and
   ``/v1/billing/meters/{id}/event_summaries`` (``customer``, ``start_time``, ``end_time``
   aligned to days, ``value_grouping_window=day``);
@@ -28,6 +29,8 @@ from integrations.fakes.server import FakeApi, Reply
 
 API_VERSION = "2026-10-28.endive"
 DAY = 86_400
+# Stripe embeds the first 10 lines of an invoice; has_more says the rest are at its lines URL.
+EMBEDDED_LINES = 10
 
 
 def unix(moment: dt.datetime | dt.date) -> int:
@@ -56,6 +59,7 @@ class FakeStripe(FakeApi):
         self.clock = unix(dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
         self.customers: dict[str, dict] = {}
         self.invoices: dict[str, dict] = {}
+        self.invoice_lines: dict[str, list[dict]] = {}
         self.credit_notes: dict[str, dict] = {}
         self.charges: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
@@ -149,6 +153,7 @@ class FakeStripe(FakeApi):
                     }
                 )
             total = sum(line["amount"] for line in lines)
+            self.invoice_lines[iid] = data
             start, end = period or (None, None)
             self.invoices[iid] = {
                 "id": iid,
@@ -171,10 +176,11 @@ class FakeStripe(FakeApi):
                     "voided_at": None,
                     "marked_uncollectible_at": None,
                 },
+                # As Stripe: the first EMBEDDED_LINES lines inline, the rest from /v1/invoices/{id}/lines.
                 "lines": {
                     "object": "list",
-                    "data": data,
-                    "has_more": False,
+                    "data": data[:EMBEDDED_LINES],
+                    "has_more": len(data) > EMBEDDED_LINES,
                     "total_count": len(data),
                     "url": f"/v1/invoices/{iid}/lines",
                 },
@@ -356,6 +362,10 @@ class FakeStripe(FakeApi):
             if "data.charge" in [v for k, vs in query.items() if k.startswith("expand") for v in vs]:
                 page["data"] = [{**r, "charge": self.charges[r["charge"]]} for r in page["data"]]
             return page
+        if len(parts) == 4 and parts[:2] == ["v1", "invoices"] and parts[3] == "lines":
+            if parts[2] not in self.invoice_lines:
+                raise _error(404, "invalid_request_error", f"No such invoice: '{parts[2]}'", "resource_missing")
+            return self._list(path, self.invoice_lines[parts[2]], one, ordered=True)
         if len(parts) == 3 and parts[:2] == ["v1", "charges"]:
             if parts[2] not in self.charges:
                 raise _error(404, "invalid_request_error", f"No such charge: '{parts[2]}'", "resource_missing")

@@ -227,6 +227,35 @@ def test_invoice_lines_mode_imports_mapped_prices_on_the_period_s_first_day(fake
     assert BillingDocument.objects.get().external_id == invoice
 
 
+def test_an_invoice_with_more_lines_than_stripe_embeds_is_read_to_its_last_line(fake_stripe, company):
+    """Stripe embeds an invoice's first 10 lines (``has_more``); the other 15 come from its
+    lines list, and every one of the 25 is usage."""
+    from integrations.billing.services import connection_create
+
+    api = fake_stripe.api
+    customer = api.add_customer(email="a@acme.test", metadata={"revops_account": "acme"})
+    invoice = api.add_invoice(
+        customer,
+        lines=[{"amount": 10, "price": "price_calls", "quantity": 100 + k} for k in range(25)],
+        period=(dt.date(2026, 5, 1), dt.date(2026, 6, 1)),
+    )
+    connection = connection_create(
+        name="Lines",
+        api_base=fake_stripe.url,
+        secret_key=KEY,
+        usage_mode="invoice_lines",
+        meter_map={"price_calls": "api_calls"},
+        usage_start=dt.date(2026, 5, 1),
+    )
+
+    run = _sync(connection)
+
+    # 100 + 101 + … + 124 = 25 × 100 + (0 + … + 24) = 2,800.
+    assert run.counts["usage"] == {"read": 25, "new": 25, "events": 25, "quantity": "2800"}
+    assert _rollups() == {("acme", "api_calls", dt.date(2026, 5, 1)): Decimal("2800")}
+    assert {p for p, _ in api.calls if p.endswith("/lines")} == {f"/v1/invoices/{invoice}/lines"}
+
+
 @pytest.mark.parametrize(
     ("minor", "currency", "expected"),
     [(12345, "usd", "123.45"), (5000, "JPY", "5000.00"), (1, "eur", "0.01"), (12340, "kwd", "12.34"), (0, "usd", "0")],
