@@ -88,6 +88,25 @@ class Stripe:
                 raise
             raise BillingError(exc.message) from None
 
+    def with_invoice(self, charge: dict) -> dict:
+        """The charge with ``invoice`` set to the invoice it paid (None: not an invoice's).
+
+        API versions before 2025-03-31 name it on the charge; later ones link an invoice to
+        its payment through InvoicePayment objects, looked up by the charge's payment intent.
+        """
+        if not charge or charge.get("invoice") or not charge.get("payment_intent"):
+            return charge
+        intent = charge["payment_intent"]
+        intent = intent.get("id") if isinstance(intent, dict) else intent
+        found = self.call(
+            lambda: self.v1.invoice_payments.list(
+                {"payment": {"type": "payment_intent", "payment_intent": intent}, "limit": 1}
+            ),
+            f"finding the invoice paid by {intent}",
+        )
+        invoice = found.data[0].invoice if found.data else None
+        return {**charge, "invoice": invoice.id if hasattr(invoice, "id") else invoice}
+
     def each(self, fn: Callable[[dict], object], params: dict, what: str) -> Iterator:
         """Every item of a list, page by page (``starting_after`` the last id, while ``has_more``).
 

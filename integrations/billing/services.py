@@ -325,13 +325,14 @@ def _event_entries(connection: StripeConnection, event_type: str, obj: dict) -> 
         # charge.refunded carries the charge; its refunds are listed (the event omits them).
         client = stripe_for(connection)
         refunds = client.each(client.v1.refunds.list, {"charge": obj["id"]}, f"listing refunds of {obj['id']}")
-        return [("refund", r.to_dict(), obj) for r in refunds]
+        charge = client.with_invoice(obj)
+        return [("refund", r.to_dict(), charge) for r in refunds]
     if kind == "refund":
         client = stripe_for(connection)
         charge = obj.get("charge")
         if isinstance(charge, str):
             charge = client.call(lambda: client.v1.charges.retrieve(charge), f"reading charge {charge}").to_dict()
-        return [("refund", obj, charge or {})]
+        return [("refund", obj, client.with_invoice(charge or {}))]
     return [(kind, obj, None)]
 
 

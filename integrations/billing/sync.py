@@ -107,7 +107,7 @@ def read(connection: StripeConnection, stripe: Stripe, *, full: bool, today: dt.
     for refund in stripe.each(v1.refunds.list, params, "listing refunds"):
         data = refund.to_dict()
         charge = data.get("charge") if isinstance(data.get("charge"), dict) else {}
-        batch.documents.append(("refund", data, charge))
+        batch.documents.append(("refund", data, stripe.with_invoice(charge)))
     for kind, obj, _ in batch.documents:
         batch.cursors[kind] = max(batch.cursors.get(kind, 0), int(obj.get("created") or 0))
 

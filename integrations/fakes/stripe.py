@@ -3,7 +3,9 @@
 - ``GET /v1/customers``, ``/v1/invoices`` (``customer``, ``created[gte]``), ``/v1/credit_notes``
   (``customer``, ``invoice``), ``/v1/refunds`` (``created[gte]``, ``expand[]=data.charge``),
   ``/v1/invoices/{id}/lines`` (an invoice embeds its first 10 lines, as Stripe does),
-  ``/v1/charges/{id}``, ``/v1/billing/meters`` and
+  ``/v1/charges/{id}``, ``/v1/invoice_payments`` (``invoice``, ``payment[type]``,
+  ``payment[payment_intent]``: a charge names its payment intent, as in the current API,
+  and InvoicePayment links it to its invoice), ``/v1/billing/meters`` and
   ``/v1/billing/meters/{id}/event_summaries`` (``customer``, ``start_time``, ``end_time``
   aligned to days, ``value_grouping_window=day``);
 - lists newest first with ``limit`` (1–100, default 10), ``starting_after`` and ``has_more``;
@@ -62,6 +64,7 @@ class FakeStripe(FakeApi):
         self.invoice_lines: dict[str, list[dict]] = {}
         self.credit_notes: dict[str, dict] = {}
         self.charges: dict[str, dict] = {}
+        self.invoice_payments: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
         self.meters: dict[str, dict] = {}
         # meter id → customer id → day → value (what the summaries aggregate, "sum")
@@ -235,9 +238,25 @@ class FakeStripe(FakeApi):
         """A refund of (part of) the invoice's payment: its charge is made on first use."""
         with self.lock:
             invoice = self.invoices[iid]
-            charge = next((c for c in self.charges.values() if c["invoice"] == iid), None)
+            payment = next((p for p in self.invoice_payments.values() if p["invoice"] == iid), None)
+            charge = self.charges[payment["charge"]] if payment else None
             if charge is None:
-                chid = self._id("ch")
+                chid, intent = self._id("ch"), self._id("pi")
+                payment_id = self._id("inpay")
+                self.invoice_payments[payment_id] = {
+                    "id": payment_id,
+                    "object": "invoice_payment",
+                    "invoice": iid,
+                    "amount_paid": invoice["amount_paid"] or invoice["total"],
+                    "currency": invoice["currency"],
+                    "is_default": True,
+                    "payment": {"type": "payment_intent", "payment_intent": intent},
+                    "status": "paid",
+                    "created": self._tick(),
+                    "charge": chid,  # the fake's own link, not in Stripe's shape
+                }
+                # The current API's shape: a charge names its payment intent, not its invoice
+                # (InvoicePayment links the two).
                 charge = self.charges[chid] = {
                     "id": chid,
                     "object": "charge",
@@ -246,7 +265,7 @@ class FakeStripe(FakeApi):
                     "amount_refunded": 0,
                     "currency": invoice["currency"],
                     "customer": invoice["customer"],
-                    "invoice": iid,
+                    "payment_intent": intent,
                     "paid": True,
                     "refunded": False,
                     "status": "succeeded",
@@ -262,7 +281,7 @@ class FakeStripe(FakeApi):
                 "amount": amount,
                 "currency": invoice["currency"],
                 "charge": charge["id"],
-                "payment_intent": None,
+                "payment_intent": charge["payment_intent"],
                 "reason": "requested_by_customer",
                 "status": status,
             }
@@ -366,6 +385,15 @@ class FakeStripe(FakeApi):
             if parts[2] not in self.invoice_lines:
                 raise _error(404, "invalid_request_error", f"No such invoice: '{parts[2]}'", "resource_missing")
             return self._list(path, self.invoice_lines[parts[2]], one, ordered=True)
+        if path == "/v1/invoice_payments":
+            items = [
+                {k: v for k, v in p.items() if k != "charge"}
+                for p in self.invoice_payments.values()
+                if p["invoice"] == one.get("invoice", p["invoice"])
+                and p["payment"]["type"] == one.get("payment[type]", p["payment"]["type"])
+                and p["payment"]["payment_intent"] == one.get("payment[payment_intent]", p["payment"]["payment_intent"])
+            ]
+            return self._list(path, items, one)
         if len(parts) == 3 and parts[:2] == ["v1", "charges"]:
             if parts[2] not in self.charges:
                 raise _error(404, "invalid_request_error", f"No such charge: '{parts[2]}'", "resource_missing")
