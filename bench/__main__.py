@@ -19,7 +19,8 @@ from bench import common
 
 # bulk_import leaves the 10M-event database that rollup_fold reuses; api_ingest runs on it after.
 # metrics_refresh, comp_run and forecast_run generate their own databases (revops_bench_metrics,
-# revops_bench_comp, revops_bench_forecast; whatif reuses comp_run's); faults drops and re-creates revops_bench_faults.
+# revops_bench_comp, revops_bench_forecast; whatif reuses comp_run's, planning_pages metrics_refresh's);
+# faults drops and re-creates revops_bench_faults.
 BENCHES = (
     "bulk_import",
     "rollup_fold",
@@ -33,6 +34,7 @@ BENCHES = (
     "crm_sync",
     "warehouse_pull",
     "page_weight",
+    "planning_pages",
 )
 
 
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "crm_sync": [],
         "warehouse_pull": [],
         "page_weight": [],
+        "planning_pages": ["--reuse"],  # metrics_refresh leaves its company
     }
 
     rows: list[common.Row] = []
