@@ -15,7 +15,7 @@ def run_export(run_id: int) -> str:
     return run.state if run else "claimed elsewhere"
 
 
-@shared_task(acks_late=True, time_limit=600)
+@shared_task(acks_late=True, soft_time_limit=540, time_limit=600)
 def schedule_exports() -> int:
     """Queue the daily runs: yesterday, any missed days, and recent days whose data changed."""
     from exports.services import schedule_daily_exports

@@ -15,7 +15,7 @@ def run_sync(run_id: int) -> str:
     return run.state if run else "claimed elsewhere"
 
 
-@shared_task(acks_late=True, time_limit=300)
+@shared_task(acks_late=True, soft_time_limit=270, time_limit=300)
 def schedule_reads() -> int:
     """Queue the read runs that are due; fail runs whose worker died."""
     from integrations.services import fail_stuck_runs, schedule_due_runs
@@ -24,7 +24,7 @@ def schedule_reads() -> int:
     return len(schedule_due_runs())
 
 
-@shared_task(acks_late=True, time_limit=300)
+@shared_task(acks_late=True, soft_time_limit=270, time_limit=300)
 def schedule_writebacks() -> int:
     from integrations.services import schedule_writebacks as queue_writebacks
 
@@ -43,7 +43,7 @@ def run_stripe_sync(run_id: int) -> str:
     return run.state if run else "claimed elsewhere"
 
 
-@shared_task(acks_late=True, time_limit=300)
+@shared_task(acks_late=True, soft_time_limit=270, time_limit=300)
 def schedule_stripe_syncs() -> int:
     """Queue the Stripe syncs that are due; resend lost ones; fail runs whose worker died."""
     from integrations.billing.services import schedule_due_runs
@@ -60,7 +60,7 @@ def run_warehouse_pull(pull_id: int) -> str:
     return run.state if run else "claimed elsewhere"
 
 
-@shared_task(acks_late=True, time_limit=300)
+@shared_task(acks_late=True, soft_time_limit=270, time_limit=300)
 def schedule_warehouse_pulls() -> int:
     """Queue the warehouse pulls that are due (each source's schedule_minutes)."""
     from integrations.warehouse.services import schedule_due_pulls

@@ -28,7 +28,14 @@ def deliver_endpoint(endpoint_id: int) -> str:
     return f"sent {outcome.sent}, delivered {outcome.delivered}"
 
 
-@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, time_limit=120)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=100,
+    time_limit=120,
+)
 def replay_attempt(attempt_id: int) -> str:
     from webhooks.services import attempt_replay_execute
 
@@ -36,7 +43,7 @@ def replay_attempt(attempt_id: int) -> str:
     return "claimed elsewhere" if attempt is None else f"status {attempt.status or attempt.error}"
 
 
-@shared_task(acks_late=True, time_limit=120)
+@shared_task(acks_late=True, soft_time_limit=100, time_limit=120)
 def send_due() -> int:
     """The sweep: endpoints whose head is due (retries, sends lost while the broker was
     away), replays never sent, and previous secrets past their grace period."""

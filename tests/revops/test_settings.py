@@ -109,3 +109,23 @@ def test_every_beat_schedule_is_in_one_module():
     assert app.conf.beat_schedule == BEAT_SCHEDULE
     for entry in BEAT_SCHEDULE.values():
         assert "expires" in entry.get("options", {})
+
+
+def test_every_task_s_soft_time_limit_is_below_its_hard_one():
+    """Celery refuses to send a task whose soft limit exceeds its hard one (beat logs
+    "Couldn't apply scheduled task" and the job never runs): a task with a hard limit under
+    the default soft one (CELERY_TASK_SOFT_TIME_LIMIT) must set its own soft limit."""
+    from revops.celery import app
+
+    app.loader.import_default_modules()
+    app.autodiscover_tasks(force=True)
+    wrong = {}
+    for name, task in app.tasks.items():
+        if name.startswith("celery."):
+            continue
+        hard = task.time_limit or app.conf.task_time_limit
+        soft = task.soft_time_limit or app.conf.task_soft_time_limit
+        if hard and soft and soft > hard:
+            wrong[name] = (soft, hard)
+    assert len([n for n in app.tasks if not n.startswith("celery.")]) > 20
+    assert wrong == {}
