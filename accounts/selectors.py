@@ -1,4 +1,4 @@
-"""Reads for the account page: facts, hierarchy, owners, contracts, activities and plan.
+"""Reads for the account page: facts, hierarchy, owners, contracts, activities, plan and billing.
 
 Each read is one query whatever the number of rows (contracts, children, owners), so the
 page's query count stays flat as an account grows.
@@ -8,12 +8,24 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 
+from django.apps import apps
 from django.core.paginator import Page, Paginator
-from django.db.models import Case, Q, QuerySet, When
+from django.db.models import Case, Count, Q, QuerySet, Sum, When
 from django.db.models.expressions import RawSQL
 
-from accounts.models import Account, AccountPlan, Activity, Contract, OwnerRole, Ownership
+from accounts.models import (
+    Account,
+    AccountPlan,
+    Activity,
+    BillingDocument,
+    BillingKind,
+    BillingStatus,
+    Contract,
+    OwnerRole,
+    Ownership,
+)
 from revops.models import Role
 
 ACTIVITIES_PER_PAGE = 20
@@ -165,3 +177,114 @@ def activities_for(*, account: Account) -> QuerySet[Activity]:
 def activity_page(*, account: Account, number: int | str | None) -> Page:
     """One page of the account's activities, newest first (out-of-range numbers clamp)."""
     return Paginator(activities_for(account=account), ACTIVITIES_PER_PAGE).get_page(number)
+
+
+# --- Billing panel --------------------------------------------------------------------------
+
+BILLING_DOCUMENTS_SHOWN = 50
+# Currencies billed in whole units (¥500 is 500): shown without decimals.
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()  # noqa: SIM905
+)
+
+
+def billing_amount(amount: Decimal, currency: str) -> str:
+    """1,234.50 USD; 5,000 JPY (the currency's own decimals, its code as the unit)."""
+    places = 0 if currency.lower() in ZERO_DECIMAL_CURRENCIES and amount == amount.to_integral_value() else 2
+    return f"{amount:,.{places}f} {currency.upper()}"
+
+
+@dataclass(frozen=True)
+class BillingRow:
+    document: BillingDocument
+
+    @property
+    def amount(self) -> str:
+        return billing_amount(self.document.amount, self.document.currency)
+
+
+@dataclass(frozen=True)
+class BillingTotal:
+    """One currency's documents: invoiced (void ones aside), paid, credited and refunded."""
+
+    currency: str
+    invoiced: Decimal
+    paid: Decimal
+    credited: Decimal
+    refunded: Decimal
+
+    def _text(self, value: Decimal) -> str:
+        return billing_amount(value, self.currency)
+
+    @property
+    def invoiced_text(self) -> str:
+        return self._text(self.invoiced)
+
+    @property
+    def paid_text(self) -> str:
+        return self._text(self.paid)
+
+    @property
+    def credited_text(self) -> str:
+        return self._text(self.credited)
+
+    @property
+    def refunded_text(self) -> str:
+        return self._text(self.refunded)
+
+
+@dataclass(frozen=True)
+class BillingPanel:
+    rows: list[BillingRow]  # newest first, at most BILLING_DOCUMENTS_SHOWN
+    count: int  # every document of the account
+    totals: list[BillingTotal]  # one per currency, by code
+    connected: bool  # some billing source is connected (or has written documents)
+
+
+def billing_sources_connected() -> bool:
+    """Whether any billing source feeds ``BillingDocument``: a document from any source, or a
+    connected Stripe account that has not synced yet (integrations, when installed)."""
+    if BillingDocument.objects.exists():
+        return True
+    if not apps.is_installed("integrations"):
+        return False
+    return apps.get_model("integrations", "StripeConnection").objects.exists()
+
+
+def account_billing(*, account: Account) -> BillingPanel:
+    """The account's invoices, credit notes and refunds (its own; each division has its own
+    panel), with totals per currency. Two queries whatever the number of documents (up to
+    three more for an account without any: is a billing source connected at all)."""
+    zero = Decimal("0.00")
+    sums = (
+        BillingDocument.objects.filter(account=account)
+        .values("currency")
+        .annotate(
+            count=Count("id"),
+            invoiced=Sum("amount", filter=Q(kind=BillingKind.INVOICE) & ~Q(status=BillingStatus.VOID), default=zero),
+            paid=Sum("amount", filter=Q(kind=BillingKind.INVOICE, status=BillingStatus.PAID), default=zero),
+            credited=Sum(
+                "amount", filter=Q(kind=BillingKind.CREDIT_NOTE) & ~Q(status=BillingStatus.VOID), default=zero
+            ),
+            refunded=Sum("amount", filter=Q(kind=BillingKind.REFUND) & ~Q(status=BillingStatus.VOID), default=zero),
+        )
+        .order_by("currency")
+    )
+    totals = []
+    count = 0
+    for row in sums:
+        count += row["count"]
+        totals.append(
+            BillingTotal(
+                currency=row["currency"],
+                invoiced=row["invoiced"],
+                paid=row["paid"],
+                credited=row["credited"],
+                refunded=row["refunded"],
+            )
+        )
+    rows = []
+    if count:
+        documents = BillingDocument.objects.filter(account=account).order_by("-issued_at", "-pk")
+        rows = [BillingRow(d) for d in documents[:BILLING_DOCUMENTS_SHOWN]]
+    return BillingPanel(rows=rows, count=count, totals=totals, connected=bool(count) or billing_sources_connected())

@@ -27,9 +27,6 @@ urlpatterns += [
     ),
     path("stripe/<int:connection_id>/sync/", stripe_views.stripe_sync, name="stripe_sync"),
     path("stripe/runs/<int:run_id>/", stripe_views.stripe_run, name="stripe_run"),
-    path(
-        "stripe/accounts/<str:external_id>/billing/", stripe_views.stripe_account_billing, name="stripe_account_billing"
-    ),
 ]
 
 # Warehouse sources (integrations.warehouse).

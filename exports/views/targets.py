@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from exports.forms import RunForm, TargetForm
-from exports.models import ExportRun, ExportTarget, RunState
+from exports.models import ExportedPartition, ExportRun, ExportTarget, RunState
 from exports.selectors import TABLES
 from exports.services import run_request_range, target_create, target_test, target_update
 from revops.errors import ApplicationError
@@ -154,6 +154,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "run": run,
         "target": run.target,
         "counts": counts,
+        # The partitions this run wrote that the target still holds as written by it.
+        "partitions": ExportedPartition.objects.filter(run=run).order_by("table", "day"),
         "active": run.state in (RunState.QUEUED, RunState.RUNNING),
     }
     template = "exports/run.html#run-status" if request.htmx else "exports/run.html"

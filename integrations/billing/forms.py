@@ -29,7 +29,7 @@ class StripeConnectionForm(forms.Form):
     secret_key = forms.CharField(
         max_length=300,
         widget=forms.PasswordInput,
-        help_text="A restricted key with read access to customers, invoices, credit notes, refunds, charges and billing meters.",
+        help_text="A restricted key with read access to customers, invoices and invoice payments, credit notes, refunds, charges and billing meters.",
     )
     webhook_secret = forms.CharField(
         max_length=300,

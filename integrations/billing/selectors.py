@@ -64,10 +64,5 @@ def documents(*, connection: StripeConnection, account_id: int | None = None, li
     return list(rows[:limit]), rows.count()
 
 
-def account_documents(*, account_id: int, limit: int = 50) -> list[BillingDocument]:
-    """Every billing source's documents of one account, newest first (the account panel)."""
-    return list(BillingDocument.objects.filter(account_id=account_id).order_by("-issued_at")[:limit])
-
-
 def run_is_active(run: StripeRun) -> bool:
     return run.state in (RunState.QUEUED, RunState.RUNNING)

@@ -9,11 +9,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.access import account_for
 from accounts.models import Account
 from integrations.billing import selectors
 from integrations.billing.client import BillingError
@@ -183,15 +181,6 @@ def stripe_run(request: HttpRequest, run_id: int) -> HttpResponse:
     }
     template = "integrations/stripe_run.html#run-status" if request.htmx else "integrations/stripe_run.html"
     return render(request, template, context)
-
-
-@require_GET
-def stripe_account_billing(request: HttpRequest, external_id: str) -> HttpResponse:
-    """An account's invoices, credit notes and refunds, as the billing sources have them."""
-    _require(request)
-    account = account_for(request.user, external_id, on=timezone.localdate())
-    context = {"account": account, "documents": selectors.account_documents(account_id=account.pk)}
-    return render(request, "integrations/stripe_account_billing.html", context)
 
 
 @csrf_exempt  # Stripe cannot send a CSRF token: the signature is the proof

@@ -126,17 +126,6 @@ def test_sync_now_queues_one_run_and_its_page_shows_the_counts(finance, stripe_w
     assert fragment.lstrip().startswith('<div id="run-status"') and "<html" not in fragment
 
 
-def test_the_account_billing_panel_lists_the_account_s_documents(finance, stripe_world):
-    w = stripe_world
-    run_execute(run_request(connection=w["connection"]).pk, today=TODAY)
-
-    panel = finance.get("/data/connections/stripe/accounts/acme/billing/").content.decode()
-    empty = finance.get("/data/connections/stripe/accounts/initech/billing/").content.decode()
-
-    assert panel.count("<tr><td") == 3 and "123.45 USD" in panel and "15.00 USD" in panel
-    assert "No invoices, credit notes or refunds recorded for Initech." in empty
-
-
 def test_sellers_cannot_open_the_stripe_pages(make_user, stripe_world):
     client = Client()
     client.force_login(make_user(Role.AE))

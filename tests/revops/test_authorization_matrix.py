@@ -102,7 +102,11 @@ def cells(w: dict) -> list[Cell]:
         # accounts
         *[
             Cell(f"accounts:{name}", f"/accounts/{account}/{route}", may, method)
-            for name, route, method in (("account", "", "get"), ("activities", "activities/", "get"))
+            for name, route, method in (
+                ("account", "", "get"),
+                ("activities", "activities/", "get"),
+                ("billing", "billing/", "get"),  # whoever sees the account sees its invoices
+            )
             for account, may in ((own, w["see_own_account"]), (other, w["see_other_account"]))
         ],
         Cell("accounts:plan", f"/accounts/{own}/plan/", w["plan_own_account"], "post"),
@@ -218,8 +222,6 @@ def cells(w: dict) -> list[Cell]:
         ),
         Cell("integrations:stripe_sync", f"/data/connections/stripe/{w['stripe']}/sync/", DATA, "post"),
         Cell("integrations:stripe_run", f"/data/connections/stripe/runs/{w['stripe_run']}/", DATA),
-        Cell("integrations:stripe_account_billing", f"/data/connections/stripe/accounts/{own}/billing/", DATA),
-        Cell("integrations:stripe_account_billing", f"/data/connections/stripe/accounts/{other}/billing/", DATA),
         Cell("stripe_webhook", f"/hooks/stripe/{w['stripe']}/", EVERYONE, "post", public=True),  # 400 unsigned
         # exports: Data → Exports (targets, test, run now, run log) and the read API's cursor
         Cell("exports:targets", "/data/exports/", DATA),
