@@ -13,7 +13,7 @@ class TargetForm(forms.Form):
     url = forms.CharField(
         max_length=500,
         label="URL",
-        help_text="file:///absolute/folder, or s3://bucket/prefix?endpoint=https://host:9000&region=us-east-1 "
+        help_text="file:///absolute/folder, or s3://bucket/prefix?endpoint=https://host:9000&amp;region=us-east-1 "
         "(endpoint only for an S3-compatible server other than AWS).",
         widget=forms.TextInput(attrs={"type": "url", "spellcheck": "false"}),
     )
