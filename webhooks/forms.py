@@ -14,7 +14,7 @@ class EndpointForm(forms.Form):
         max_length=500,
         assume_scheme="https",
         label="URL",
-        help_text="Where revops POSTs the events (https). Credentials in the URL are refused.",
+        help_text="Where revops POSTs the events (https recommended; http is accepted). Credentials in the URL are refused.",
     )
     scope = forms.ChoiceField(
         label="Events about",

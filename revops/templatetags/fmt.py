@@ -93,3 +93,16 @@ def times(value) -> str:
     if number is None:
         return "—"
     return f"{number.normalize():f}×"
+
+
+@register.filter
+def quantity(value) -> str:
+    """An exact quantity as read: 12,345.5 (grouped, every stored decimal that is not a
+    trailing zero, never rounded); — for nothing."""
+    number = _decimal(value)
+    if number is None:
+        return "—"
+    whole, _, fraction = f"{abs(number):f}".partition(".")
+    fraction = fraction.rstrip("0")
+    text = f"{int(whole):,}" + (f".{fraction}" if fraction else "")
+    return f"−{text}" if number < 0 else text
