@@ -153,8 +153,13 @@ def domain_set(*, connection: StripeConnection, domain: str, account_external_id
 
 
 @transaction.atomic
-def domain_remove(*, connection: StripeConnection, domain_id: int) -> None:
-    BillingDomain.objects.filter(connection=connection, pk=domain_id).delete()
+def domain_remove(*, connection: StripeConnection, domain_id: int) -> str | None:
+    """Remove one of the connection's domains; the domain removed, or None when it has no such one."""
+    found = BillingDomain.objects.filter(connection=connection, pk=domain_id).first()
+    if found is None:
+        return None
+    found.delete()
+    return found.domain
 
 
 # --- runs ------------------------------------------------------------------------------

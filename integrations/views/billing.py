@@ -154,8 +154,11 @@ def stripe_domain_add(request: HttpRequest, connection_id: int) -> HttpResponse:
 @require_POST
 def stripe_domain_remove(request: HttpRequest, connection_id: int, domain_id: int) -> HttpResponse:
     connection = _connection(request, connection_id)
-    domain_remove(connection=connection, domain_id=domain_id)
-    messages.success(request, "Domain removed; the next sync matches without it.")
+    removed = domain_remove(connection=connection, domain_id=domain_id)
+    if removed is None:
+        messages.error(request, "That domain is not in this connection's table (already removed?); nothing changed.")
+    else:
+        messages.success(request, f"{removed} removed; the next sync matches without it.")
     return redirect("integrations:stripe_connection", connection_id=connection.pk)
 
 

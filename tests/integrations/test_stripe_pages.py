@@ -111,6 +111,19 @@ def test_mapping_a_domain_to_an_unknown_account_is_refused_naming_it(finance, st
     ]
 
 
+def test_removing_a_domain_says_which_and_a_second_remove_says_nothing_changed(finance, stripe_world):
+    w = stripe_world
+    domain = BillingDomain.objects.get(connection=w["connection"], domain="globex.com")
+    url = f"/data/connections/stripe/{w['connection'].pk}/domains/{domain.pk}/remove/"
+
+    first = finance.post(url, follow=True).content.decode()
+    second = finance.post(url, follow=True).content.decode()
+
+    assert "globex.com removed; the next sync matches without it." in first
+    assert "That domain is not in this connection&#x27;s table (already removed?); nothing changed." in second
+    assert not BillingDomain.objects.filter(connection=w["connection"]).exists()
+
+
 def test_sync_now_queues_one_run_and_its_page_shows_the_counts(finance, stripe_world):
     w = stripe_world
     response = finance.post(f"/data/connections/stripe/{w['connection'].pk}/sync/")
