@@ -35,6 +35,7 @@ BENCHES = (
     "warehouse_pull",
     "page_weight",
     "planning_pages",
+    "exports_day",
 )
 
 
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "warehouse_pull": [],
         "page_weight": [],
         "planning_pages": ["--reuse"],  # metrics_refresh leaves its company
+        "exports_day": ["--reuse"],  # the same company, with the metrics it computed
     }
 
     rows: list[common.Row] = []
