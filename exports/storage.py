@@ -10,6 +10,7 @@ one, never half of one.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -40,10 +41,17 @@ def _bad(message: str) -> ApplicationError:
     return ApplicationError(message, details={"field": "url"})
 
 
+# botocore's own check of a region name (an invalid one is refused when the client is made).
+REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")
+
+
 def destination_parse(url: str) -> Destination:
     """The destination a target URL names, or an ApplicationError saying what is wrong."""
     url = (url or "").strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed [ of an IPv6 address, a bad port
+        raise _bad(f"The URL cannot be read: {exc}.") from None
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise _bad("A folder URL is file:///absolute/path (three slashes, no host).")
@@ -61,16 +69,22 @@ def destination_parse(url: str) -> Destination:
         if unknown:
             raise _bad(f"Unknown S3 URL option {', '.join(unknown)}; the options are endpoint and region.")
         endpoint = query.get("endpoint", [""])[-1]
-        if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
+        if endpoint and not _is_http_url(endpoint):
             raise _bad("endpoint must be an http:// or https:// URL, e.g. endpoint=http://127.0.0.1:9000.")
-        return Destination(
-            kind="s3",
-            root=parts.path.strip("/"),
-            bucket=parts.netloc,
-            endpoint=endpoint,
-            region=query.get("region", [""])[-1],
-        )
+        region = query.get("region", [""])[-1]
+        if region and not REGION.match(region):
+            raise _bad(f"“{region[:40]}” is not a region name (letters, digits and -, e.g. us-east-1).")
+        return Destination(kind="s3", root=parts.path.strip("/"), bucket=parts.netloc, endpoint=endpoint, region=region)
     raise _bad("The URL must start with file:/// (a folder) or s3:// (an S3-compatible bucket).")
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in text)
 
 
 class FolderStore:
@@ -114,23 +128,27 @@ class S3Store:
     def __init__(self, destination: Destination, credentials: dict) -> None:
         import boto3
         from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
 
         self.bucket = destination.bucket
         self.prefix = destination.root
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=destination.endpoint or None,
-            region_name=destination.region or None,
-            aws_access_key_id=credentials.get("access_key_id") or None,
-            aws_secret_access_key=credentials.get("secret_access_key") or None,
-            config=Config(
-                connect_timeout=10,
-                read_timeout=60,
-                retries={"max_attempts": 4, "mode": "standard"},
-                # Most S3-compatible servers (MinIO, Ceph, moto) want path-style addressing.
-                s3={"addressing_style": "path" if destination.endpoint else "auto"},
-            ),
-        )
+        try:
+            self.client = boto3.client(
+                "s3",
+                endpoint_url=destination.endpoint or None,
+                region_name=destination.region or None,
+                aws_access_key_id=credentials.get("access_key_id") or None,
+                aws_secret_access_key=credentials.get("secret_access_key") or None,
+                config=Config(
+                    connect_timeout=10,
+                    read_timeout=60,
+                    retries={"max_attempts": 4, "mode": "standard"},
+                    # Most S3-compatible servers (MinIO, Ceph, moto) want path-style addressing.
+                    s3={"addressing_style": "path" if destination.endpoint else "auto"},
+                ),
+            )
+        except (BotoCoreError, ValueError) as exc:  # a region or endpoint botocore refuses
+            raise ApplicationError(f"Cannot use this S3 destination: {exc}.") from None
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key

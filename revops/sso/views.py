@@ -26,5 +26,7 @@ def sso_start(request):
     idp = provider_for_email(email)
     if idp is None:
         message = f"No single sign-on is set up for {email or 'that address'}; sign in with your password."
-        return render(request, "revops/sso_error.html", {"message": message, "title": "No single sign-on"})
+        # A refused form post (400), saying why on the page.
+        context = {"message": message, "title": "No single sign-on"}
+        return render(request, "revops/sso_error.html", context, status=400)
     return redirect(provider_login_url(idp))

@@ -18,9 +18,12 @@ have a property here (``test_every_url_pattern_that_takes_a_post_is_fuzzed_here`
 redirect is followed: the page it leads to is no 5xx either and shows the message.
 
 Each test builds the demo world of ``test_authorization_matrix._world`` once (the deal
-desk's builds one with a year of usage, which it needs) and runs its examples against
-it, each in a savepoint rolled back afterwards, so that examples never see each other's
-writes. Import jobs run synchronously (``import_job_run``). Generation is derandomized
+desk's builds one with a year of usage, which it needs; the SSO start form, posted signed
+out, needs only an identity provider) and runs its examples against it, each in a
+savepoint rolled back afterwards, so that examples never see each other's writes. Import
+jobs run synchronously (``import_job_run``). The data connections talk to real local
+servers: an S3 server (moto), a fake Stripe over HTTP, a second PostgreSQL database as the
+warehouse, and a closed port (127.0.0.1:9) where a place must fail at once. Generation is derandomized
 and failures are not shrunk, so a run is reproducible and bounded in time. The totals
 (cases, refused, accepted, server errors, per form) go to test-artifacts/fuzz-summary.json.
 """
@@ -33,6 +36,7 @@ import io
 import json
 import operator
 import re
+import socket
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -57,6 +61,7 @@ from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis import strategies as st
 
 from revops.models import Role, User
+from tests.integrations.warehouse_support import warehouse, warehouse_dsn  # noqa: F401 (the warehouse database)
 from tests.revops.test_authorization_matrix import _world
 
 # One worker runs the whole module, in order, so the last test sees every property's totals.
@@ -357,13 +362,15 @@ def check_post(
     htmx: bool = False,
     urlencoded: bool = False,
     referer: str = "",
+    answers_with_a_page: bool = False,
 ) -> Answer:
-    """One example of a form: post it, and hold the three properties."""
+    """One example of a form: post it, and hold the three properties. ``answers_with_a_page``:
+    the action's answer is a page of its own (test & preview), so a 200 is not the form again."""
     note(f"{form_name}: POST {path} htmx={htmx} urlencoded={urlencoded} referer={referer!r} {data!r}"[:4000])
     before = fingerprint(tables)
     response = post(client, path, data, htmx=htmx, urlencoded=urlencoded, referer=referer)
     no_server_error(form_name, response)
-    answer = judge(response, htmx=htmx)
+    answer = judge(response, htmx=htmx or answers_with_a_page)
     count(form_name, refused=answer.refused)
     if answer.refused:
         refused_with_reason(form_name, answer)
@@ -474,6 +481,29 @@ FUZZED = frozenset(
         "integrations:connections",
         "integrations:mapping",
         "integrations:run",
+        # integrations: Stripe connections, their domain table, sync now
+        "integrations:stripe_connections",
+        "integrations:stripe_domain_add",
+        "integrations:stripe_domain_remove",
+        "integrations:stripe_sync",
+        # integrations: warehouse sources, test & preview, pull now
+        "integrations:warehouse_sources",
+        "integrations:warehouse_source",
+        "integrations:warehouse_preview",
+        "integrations:warehouse_pull_now",
+        # webhooks: endpoints, secret rotation, test events, replays
+        "webhooks:endpoints",
+        "webhooks:edit",
+        "webhooks:rotate",
+        "webhooks:test",
+        "webhooks:replay",
+        # exports: targets, test connection, run now
+        "exports:targets",
+        "exports:target",
+        "exports:test",
+        "exports:run",
+        # sso: the login page's "continue with single sign-on" (posted signed out)
+        "sso:start",
         # reviews: the monthly review
         "reviews:open",
         "reviews:pattern_new",
@@ -493,6 +523,25 @@ NOT_FORMS = {
     "api-v1:openapi-json": "the OpenAPI document",
     "api-v1:openapi-view": "the OpenAPI browser",
     "api-v1:api-root": "ninja's root, a 404 to every method",
+    "stripe_webhook": "Stripe's signed JSON events (tests/integrations/test_stripe_webhooks.py: signatures, replays)",
+}
+# SCIM 2.0: JSON for an identity provider's bearer token (every method is a 401 without one),
+# tested by tests/revops/test_scim.py, scim2-tester's checks included.
+NOT_FORMS |= {
+    f"sso:scim_{name}": f"SCIM 2.0 {what} (JSON, bearer token; tests/revops/test_scim.py)"
+    for name, what in (
+        ("config", "ServiceProviderConfig"),
+        ("resource_types", "ResourceTypes"),
+        ("resource_type", "a ResourceType"),
+        ("schemas", "Schemas"),
+        ("schema", "a Schema"),
+        ("users", "Users: list and create"),
+        ("user", "a User: read, replace, patch, delete"),
+        ("groups", "Groups: list and create"),
+        ("group", "a Group: read, replace, patch, delete"),
+        ("search", ".search (POST of a SearchRequest)"),
+        ("not_found", "404 for any other path"),
+    )
 }
 
 
@@ -551,7 +600,7 @@ def test_overfull_posts_to_every_form_are_refused_with_a_reason(make_user, with_
     client = Client(raise_request_exception=False)
     client.force_login(admin)
     forms_ = [(name, path) for name, path in project_patterns() if name in FUZZED]
-    ours = ("revops", "accounts", "usage", "comp", "forecasting", "reviews", "integrations")
+    ours = ("revops", "accounts", "usage", "comp", "forecasting", "reviews", "integrations", "webhooks", "exports")
     tables = tables_of(*(m for m in apps.get_models() if m._meta.app_label in ours and m._meta.managed))
     fields = django_settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1
     floods = {
@@ -1916,6 +1965,708 @@ def test_whatif_forms_refuse_bad_input_with_a_reason_and_write_nothing(world):
     whatif_draft()
     whatif_run_new()
     whatif_publish()
+
+
+# --- Data out: webhook endpoints and deliveries, export targets and runs ---------------------------
+
+NOWHERE = "http://127.0.0.1:9"  # a closed port: every request there is refused at once
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto_s3():
+    """A real S3-compatible server (moto) on a local port, with the bucket ``bi-fuzz``."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="AK", aws_secret_access_key="SK"
+    ).create_bucket(Bucket="bi-fuzz")
+    yield url
+    server.stop()
+
+
+def _hook_delivery(endpoint, sequence: int, state: str):
+    """A delivery of a message to ``endpoint`` in ``state``, numbered ``sequence``."""
+    from webhooks.models import Delivery, Endpoint, Message
+
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    message = Message.objects.create(
+        webhook_id=f"msg_fuzz_{endpoint.pk}_{sequence}",
+        type="alert.opened",
+        body='{"type":"alert.opened","timestamp":"2026-01-01T00:00:00+00:00","data":{}}',
+        occurred_at=at,
+        created_at=at,
+    )
+    delivery = Delivery.objects.create(
+        endpoint=endpoint, message=message, sequence=sequence, state=state, next_attempt_at=at, created_at=at
+    )
+    Endpoint.objects.filter(pk=endpoint.pk).update(next_sequence=sequence + 1)
+    return delivery
+
+
+def test_webhook_and_export_forms_refuse_bad_input_with_a_reason_and_write_nothing(world, settings, tmp_path, moto_s3):
+    from exports.models import ExportedPartition, ExportRun, ExportTarget, Format, Schedule
+    from exports.selectors import TABLES
+    from exports.services import target_create
+    from revops.errors import ApplicationError
+    from revops.events import EVENT_TYPES
+    from revops.models import Team
+    from webhooks.models import Attempt, AttemptKind, Delivery, DeliveryState, Endpoint, Message
+    from webhooks.services import endpoint_create
+
+    w, today = world, world["today"]
+    finance, admin = w["clients"][Role.FINANCE], w["clients"][Role.ADMIN]
+    who = st.sampled_from((finance, admin))
+
+    # Webhooks: the world's endpoint (enabled, one delivered delivery), a disabled one, and
+    # deliveries in every state a replay can meet (pending, failed, a replay already queued).
+    hook_tables = tables_of(Endpoint, Message, Delivery, Attempt)
+    hook = Endpoint.objects.get(pk=w["webhook_endpoint"])
+    off = endpoint_create(name="Off", url=f"{NOWHERE}/off", event_types=["alert.opened"], enabled=False).endpoint
+    deliveries = [
+        w["webhook_delivery"],
+        _hook_delivery(hook, 2, DeliveryState.PENDING).pk,
+        _hook_delivery(hook, 3, DeliveryState.FAILED).pk,
+        _hook_delivery(off, 1, DeliveryState.FAILED).pk,
+    ]
+    queued = _hook_delivery(hook, 4, DeliveryState.DELIVERED)
+    Attempt.objects.create(delivery=queued, kind=AttemptKind.REPLAY, requested_at=queued.created_at)
+    deliveries.append(queued.pk)
+    teams = list(Team.objects.order_by("pk").values_list("pk", flat=True))
+    endpoint_form = form(
+        {
+            "name": st.text(PLAIN, min_size=1, max_size=100),
+            "url": st.sampled_from(
+                ("https://hooks.example.com/in", f"{NOWHERE}/hooks", "http://localhost:9/h", "https://[::1]:9/x")
+            ),
+            "scope": st.one_of(st.just("company"), ids(teams)),
+            "event_types": st.lists(st.sampled_from(sorted(EVENT_TYPES)), min_size=1, max_size=4, unique=True),
+            "enabled": optional(st.just("on")),
+        },
+        {
+            "name": st.one_of(JUNK, st.just("   "), st.just("n" * 101)),
+            "url": st.one_of(
+                JUNK,
+                st.sampled_from(
+                    (
+                        "ftp://hooks.example.com/x",
+                        "https://user:pw@hooks.example.com/x",
+                        "javascript:alert(1)",
+                        "http://",
+                        "https://hooks.example.com:99999/x",
+                        "https://" + "a" * 600 + ".com/",
+                    )
+                ),
+            ),
+            "scope": st.one_of(JUNK, NUMBER_JUNK),
+            "event_types": st.one_of(JUNK, st.just(["alert.opened", "alert.exploded"])),
+        },
+    )
+
+    @fuzzed(30)
+    @given(data=endpoint_form, client=who, private=st.sampled_from((True, True, True, False)))
+    def endpoints(data, client, private):
+        # Private addresses refused (production) or allowed (the tests' receivers); the closed
+        # port, localhost and ::1 resolve without DNS.
+        settings.WEBHOOKS_ALLOW_PRIVATE = private
+        with rolled_back():
+            check_post("webhooks:endpoints", client, "/data/webhooks/", data, tables=hook_tables)
+
+    @fuzzed(25)
+    @given(data=endpoint_form, target=st.sampled_from((hook.pk,) * 4 + (off.pk,) * 3 + (0, 2**63 - 1)))
+    def edit(data, target):
+        settings.WEBHOOKS_ALLOW_PRIVATE = True
+        with rolled_back():
+            check_post("webhooks:edit", finance, f"/data/webhooks/{target}/edit/", data, tables=hook_tables)
+
+    @fuzzed(20)
+    @given(
+        data=form(
+            {"grace_hours": st.integers(0, 168).map(str)},
+            {"grace_hours": st.one_of(NUMBER_JUNK, st.sampled_from(("169", "-1", "1.5", "24h")))},
+        ),
+        target=st.sampled_from((hook.pk,) * 6 + (0, 2**63 - 1)),
+    )
+    def rotate(data, target):
+        with rolled_back():
+            check_post("webhooks:rotate", admin, f"/data/webhooks/{target}/rotate/", data, tables=hook_tables)
+
+    @fuzzed(12)
+    @given(data=form({"x": JUNK}), target=st.sampled_from((hook.pk, hook.pk, off.pk, off.pk, 0)), client=who)
+    def send_test(data, target, client):
+        with rolled_back():
+            check_post("webhooks:test", client, f"/data/webhooks/{target}/test/", data, tables=hook_tables)
+
+    @fuzzed(15)
+    @given(data=form({"x": JUNK}), target=st.sampled_from((*deliveries, 0, 2**63 - 1)), client=who)
+    def replay(data, target, client):
+        with rolled_back():
+            path = f"/data/webhooks/deliveries/{target}/replay/"
+            check_post("webhooks:replay", client, path, data, tables=hook_tables)
+
+    endpoints()
+    edit()
+    rotate()
+    send_test()
+    replay()
+
+    # Exports: folders under tmp_path, a bucket on the local S3 server, and places that fail.
+    export_tables = tables_of(ExportTarget, ExportRun, ExportedPartition)
+    lake = tmp_path / "lake"
+    (tmp_path / "a-file").write_text("not a folder")
+    table_names = list(TABLES)
+    lake_target = w["export_target"]  # csv of rollups, in a folder
+    everything = target_create(
+        name="Everything", url=f"file://{lake}/all", formats=["csv", "parquet"], tables=table_names
+    ).pk
+    target_form = form(
+        {
+            "name": st.one_of(st.text(PLAIN, min_size=1, max_size=100), st.sampled_from(("Lake", " lake ", "LAKE"))),
+            "url": st.sampled_from(
+                (
+                    f"file://{lake}",
+                    f"file://localhost{lake}/x",
+                    f"s3://bi-fuzz/exports?endpoint={moto_s3}&region=us-east-1",
+                    f"s3://no-such-bucket?endpoint={moto_s3}",
+                    f"s3://bi-fuzz/p?endpoint={NOWHERE}",
+                )
+            ),
+            "formats": st.lists(st.sampled_from(Format.values), min_size=1, unique=True),
+            "tables": st.lists(st.sampled_from(table_names), min_size=1, unique=True),
+            "schedule": st.sampled_from(Schedule.values),
+            "access_key_id": optional(st.just("AK")),
+            "secret_access_key": optional(st.just("SK")),
+        },
+        {
+            "url": st.one_of(
+                JUNK,
+                st.sampled_from(
+                    (
+                        "file://host/x",
+                        "file:///",
+                        "file:relative/x",
+                        f"file://{lake}?x=1",
+                        "s3://",
+                        "s3://b?foo=1",
+                        "s3://b?endpoint=ftp://x",
+                        "s3://b?endpoint=http://",
+                        "s3://b?endpoint=http://[::1",
+                        "s3://[b/x",
+                        "s3://b?region=not a region",
+                        "https://example.com/x",
+                    )
+                ),
+            ),
+            "formats": st.one_of(JUNK, st.just(["csv", "xlsx"])),
+            "tables": st.one_of(JUNK, st.just(["rollups", "passwords"])),
+            "schedule": st.one_of(JUNK, st.just("hourly")),
+        },
+    )
+
+    def target(url: str) -> dict:
+        return {"name": "Bucket", "url": url, "formats": ["csv"], "tables": ["rollups"], "schedule": "daily"}
+
+    @fuzzed(30)
+    @given(data=target_form, client=who)
+    @example(data=target("s3://b?endpoint=http://[::1"), client=finance)
+    @example(data=target("s3://b/p?endpoint=http://&region=us-east-1"), client=finance)
+    @example(data=target("s3://b/p?region=not a region"), client=finance)
+    @example(data=target("s3://[b/x"), client=finance)
+    def targets(data, client):
+        with rolled_back():
+            check_post("exports:targets", client, "/data/exports/", data, tables=export_tables)
+
+    @fuzzed(20)
+    @given(data=target_form, target=st.sampled_from((lake_target, lake_target, everything, 0, 2**63 - 1)))
+    def target_edit(data, target):
+        with rolled_back():
+            check_post("exports:target", finance, f"/data/exports/{target}/", data, tables=export_tables)
+
+    # Test connection writes a probe where the target points: targets made from URL parts as
+    # the target form takes them (one it refuses cannot be tested, so it is not made).
+    bucket_url = st.builds(
+        "s3://{}/{}?endpoint={}&region={}".format,
+        st.sampled_from(("bi-fuzz", "no-such-bucket", "UPPER", "a")),
+        st.sampled_from(("", "exports", "a/b/c")),
+        st.sampled_from((moto_s3, moto_s3, NOWHERE, "http://", "https://[::1]:9", "http://a b")),
+        st.one_of(st.sampled_from(("", "us-east-1", "not a region", "ü")), st.text(PLAIN, max_size=8)),
+    )
+    folder_url = st.sampled_from(
+        (f"file://{lake}/t", f"file://{tmp_path}/a-file", f"file://{tmp_path}/a-file/below", "file:///proc/fuzz")
+    )
+
+    @fuzzed(20)
+    @given(url=st.one_of(folder_url, bucket_url, bucket_url), data=form({"x": JUNK}), client=who)
+    def test_connection(url, data, client):
+        with rolled_back():
+            try:
+                target = target_create(
+                    name="Probe",
+                    url=url,
+                    formats=["csv"],
+                    tables=["rollups"],
+                    credentials={"access_key_id": "AK", "secret_access_key": "SK"},
+                )
+            except ApplicationError as exc:
+                note(f"not a target: {url} ({exc.message})")
+                return
+            check_post("exports:test", client, f"/data/exports/{target.pk}/test/", data, tables=export_tables)
+
+    @fuzzed(25)
+    @given(
+        data=form(
+            {
+                "first_day": days_from(today, -400, 0),
+                "last_day": days_from(today, -30, 0),
+                "tables": st.lists(st.sampled_from(table_names), min_size=1, unique=True),
+            },
+            {"first_day": DATE_JUNK, "last_day": st.one_of(DATE_JUNK, days_from(today, 1, 30))},
+        ),
+        target=st.sampled_from((lake_target, everything, everything, 0)),
+        client=who,
+    )
+    def run_now(data, target, client):
+        with rolled_back():
+            check_post("exports:run", client, f"/data/exports/{target}/run/", data, tables=export_tables)
+
+    targets()
+    target_edit()
+    test_connection()
+    run_now()
+
+
+# --- Data in: Stripe connections and their domain table, warehouse sources -------------------------
+
+
+def test_stripe_and_warehouse_forms_refuse_bad_input_with_a_reason_and_write_nothing(world, warehouse):  # noqa: F811
+    from accounts.models import Account
+    from integrations.billing.services import connection_create
+    from integrations.fakes.stripe import FakeStripe, running_stripe
+    from integrations.models import (
+        BillingDomain,
+        CursorKind,
+        StripeConnection,
+        StripeRun,
+        UsageMode,
+        WarehouseMode,
+        WarehousePull,
+        WarehouseSource,
+    )
+    from integrations.warehouse.forms import MAP_FIELDS
+    from integrations.warehouse.services import warehouse_source_save
+    from revops.errors import ApplicationError
+
+    w, today = world, world["today"]
+    finance, admin = w["clients"][Role.FINANCE], w["clients"][Role.ADMIN]
+    who = st.sampled_from((finance, admin))
+    stripe_tables = tables_of(StripeConnection, BillingDomain, StripeRun)
+    key = "sk_test_fake"
+    with running_stripe(FakeStripe(secret_key=key)) as fake:
+        other = connection_create(name="Other Stripe", secret_key=key, api_base=fake.url)
+        other_domain = BillingDomain.objects.create(
+            connection=other, domain="other.example", account=Account.objects.get(external_id=w["accounts"][0])
+        )
+        stripe_id = w["stripe"]
+        meter_lines = st.lists(
+            st.tuples(st.from_regex(r"(mtr|price)_[A-Za-z0-9]{1,12}", fullmatch=True), st.sampled_from(w["meters"])),
+            max_size=3,
+        ).map(lambda pairs: "\n".join(f"{a} = {b}" for a, b in pairs))
+
+        def never_stripe_itself(data: dict) -> dict:
+            """A blank API base means api.stripe.com: the fake answers instead (no network here)."""
+            base = data.get("api_base")
+            last = base[-1] if isinstance(base, list) and base else base
+            return data if last and str(last).strip() else {**data, "api_base": fake.url}
+
+        connect = form(
+            {
+                "name": st.text(PLAIN, min_size=1, max_size=100),
+                "secret_key": st.sampled_from((key, key, key, "sk_test_wrongkey1", "rk_live_abcd1234")),
+                "webhook_secret": optional(st.sampled_from(("whsec_test_secret", "whsec_abc+/="))),
+                "api_base": st.sampled_from((fake.url,) * 6 + (NOWHERE,)),
+                "metadata_key": st.one_of(
+                    st.just("revops_account"), st.from_regex(r"[A-Za-z0-9_\-]{1,40}", fullmatch=True)
+                ),
+                "match_email_domain": optional(st.just("on")),
+                "usage_mode": st.sampled_from(UsageMode.values),
+                "meter_map": meter_lines,
+                "usage_start": optional(days_from(today, -400, 0)),
+            },
+            {
+                "secret_key": st.one_of(JUNK, st.sampled_from(("sk_live_", "pk_test_abcd1234", " sk_test_fake "))),
+                "webhook_secret": st.one_of(JUNK, st.just("whsec_"), st.just("whsec_a b")),
+                "api_base": st.one_of(JUNK, st.sampled_from(("ftp://x", "javascript:alert(1)", f"{NOWHERE}/v1"))),
+                "metadata_key": st.one_of(JUNK, st.just("a" * 41), st.just("revops account")),
+                "usage_mode": st.one_of(JUNK, st.just("everything")),
+                "meter_map": st.one_of(
+                    JUNK,
+                    st.sampled_from(
+                        ("mtr_1 = no_such_meter", "mtr_1 = a\nmtr_1 = b", "= x", "mtr 1 = x", "no equals sign")
+                    ),
+                ),
+                "usage_start": DATE_JUNK,
+            },
+        ).map(never_stripe_itself)
+
+        @fuzzed(25)
+        @given(data=connect, client=who)
+        def connections(data, client):
+            with rolled_back():
+                check_post(
+                    "integrations:stripe_connections", client, "/data/connections/stripe/", data, tables=stripe_tables
+                )
+
+        connections()
+
+    @fuzzed(25)
+    @given(
+        data=form(
+            {
+                "domain": st.one_of(
+                    st.sampled_from(("acme.com", "Globex.COM", "@initech.io", "example.com", "other.example")),
+                    st.from_regex(r"[a-z0-9]{1,10}(\.[a-z0-9-]{1,10})?\.[a-z]{2,6}", fullmatch=True),
+                ),
+                "account": ids(w["accounts"]),
+            },
+            {
+                "domain": st.one_of(JUNK, st.sampled_from(("acme", "-x.com", "a..b.com", "x@y@z.com", "é.com"))),
+                "account": st.one_of(JUNK, st.just("no-such-account")),
+            },
+        ),
+        target=st.sampled_from((stripe_id,) * 6 + (0,)),
+        client=who,
+    )
+    def domain_add(data, target, client):
+        with rolled_back():
+            path = f"/data/connections/stripe/{target}/domains/"
+            check_post("integrations:stripe_domain_add", client, path, data, tables=stripe_tables)
+
+    @fuzzed(12)
+    @given(
+        data=form({"x": JUNK}),
+        target=st.sampled_from(
+            ((stripe_id, w["stripe_domain"]),) * 3
+            + ((stripe_id, other_domain.pk), (other.pk, w["stripe_domain"]), (stripe_id, 2**63 - 1), (0, 1))
+        ),
+        client=who,
+    )
+    def domain_remove(data, target, client):
+        connection, domain = target
+        with rolled_back():
+            path = f"/data/connections/stripe/{connection}/domains/{domain}/remove/"
+            check_post("integrations:stripe_domain_remove", client, path, data, tables=stripe_tables)
+
+    @fuzzed(12)
+    @given(
+        data=form({"full": optional(st.just("on"))}, {"full": JUNK}),
+        target=st.sampled_from((stripe_id, stripe_id, other.pk, 0)),
+        client=who,
+    )
+    def sync(data, target, client):
+        with rolled_back():
+            path = f"/data/connections/stripe/{target}/sync/"
+            check_post("integrations:stripe_sync", client, path, data, tables=stripe_tables)
+
+    domain_add()
+    domain_remove()
+    sync()
+
+    # Warehouse: a real second PostgreSQL database as the warehouse, with rows good and bad.
+    wh_tables = tables_of(WarehouseSource, WarehousePull)
+    meter, account = w["meters"][0], w["accounts"][0]
+    warehouse.rows(
+        "daily_usage",
+        [
+            (account, meter, dt.date(2026, 11, 1), Decimal("12.5"), 3, dt.datetime(2026, 11, 2, tzinfo=dt.UTC)),
+            (account, meter, dt.date(2026, 11, 2), Decimal("0"), 0, dt.datetime(2026, 11, 3, tzinfo=dt.UTC)),
+            ("nobody", "no-meter", dt.date(2026, 11, 2), Decimal("-1"), -1, None),
+        ],
+    )
+    warehouse.rows(
+        "usage_events",
+        [
+            ("e1", account, meter, dt.datetime(2026, 11, 1, 5, tzinfo=dt.UTC), Decimal("2"), 1),
+            ("e2", "nobody", meter, dt.datetime(2026, 11, 1, 6, tzinfo=dt.UTC), Decimal("1e20"), 2),
+        ],
+    )
+    dsn = warehouse.dsn
+    aggregates = {"account": "customer", "meter": "metric", "day": "usage_day", "quantity": "total"}
+    events = {"id": "event_id", "account": "customer", "meter": "metric", "time": "happened_at", "quantity": "amount"}
+    pulled = WarehouseSource.objects.get(pk=w["wh_source"])  # has a pull: its name and mode are fixed
+    fresh = warehouse_source_save(
+        name="Fresh",
+        url=dsn,
+        mode=WarehouseMode.AGGREGATES,
+        query="",
+        table="daily_usage",
+        mapping=aggregates | {"event_count": "events"},
+        cursor_column="updated_at",
+        cursor_kind=CursorKind.TIMESTAMP,
+        lookback=3600,
+        schedule_minutes=60,
+    )
+    column = st.sampled_from(
+        (
+            "customer",
+            "metric",
+            "usage_day",
+            "total",
+            "events",
+            "updated_at",
+            "event_id",
+            "happened_at",
+            "amount",
+            "seq",
+            "nope",
+        )
+    )
+    queries = st.sampled_from(
+        (
+            "",
+            "SELECT * FROM daily_usage",
+            "select * from daily_usage order by usage_day;",
+            "WITH t AS (SELECT * FROM usage_events) SELECT * FROM t",
+            "SELECT *, 1 / (total - total) AS boom FROM daily_usage",  # fails only when rows are read
+            "SELECT customer::int AS customer, metric, usage_day, total, updated_at FROM daily_usage",
+            "SELECT * FROM no_such_table",
+            "SELECT '%s' AS customer, '%%' AS metric, * FROM daily_usage",
+            "SELECT 1; DROP TABLE daily_usage",
+            "DELETE FROM daily_usage",
+            "SELECT * FROM daily_usage -- ; comment",
+        )
+    )
+    tables_ = st.sampled_from(("", "daily_usage", "public.daily_usage", "usage_events", 'no"such', "a.b.c.d"))
+    urls = st.sampled_from(
+        (dsn, dsn, dsn, "postgresql://r@127.0.0.1:9/w", "snowflake://r:s@acct/DB/SCHEMA", "bigquery://p/d")
+    )
+    shapes = st.sampled_from(
+        (
+            (WarehouseMode.AGGREGATES, aggregates),
+            (WarehouseMode.AGGREGATES, aggregates | {"event_count": "events"}),
+            (WarehouseMode.EVENTS, events),
+            (WarehouseMode.EVENTS, events | {"properties": "metric"}),
+        )
+    )
+    source_junk = {
+        "url": st.one_of(JUNK, st.sampled_from(("mysql://r@h/d", "postgresql://r@[::1/w", "://", "sqlite:///x.db"))),
+        "mode": st.one_of(JUNK, st.just("both")),
+        "query": st.one_of(JUNK, queries),
+        "cursor_kind": st.one_of(JUNK, st.just("uuid")),
+        "lookback": st.one_of(NUMBER_JUNK, st.just(str(10**12 + 1))),
+        "schedule_minutes": st.one_of(NUMBER_JUNK, st.just(str(7 * 24 * 60 + 1))),
+    }
+
+    def source_form_of(shape) -> st.SearchStrategy[dict]:
+        """The form of a source in ``mode`` whose columns are mapped as ``mapping`` (then spoiled)."""
+        mode, mapping = shape
+        fields = {
+            "name": st.text(PLAIN, min_size=1, max_size=100),
+            "url": urls,
+            "mode": st.just(mode),
+            "query": st.sampled_from(("", "SELECT * FROM daily_usage", "SELECT * FROM usage_events")),
+            "table": st.sampled_from(("daily_usage", "public.usage_events")),
+            "cursor_column": st.one_of(st.just(""), column),
+            "cursor_kind": st.sampled_from(CursorKind.values),
+            "lookback": st.one_of(st.integers(0, 96), st.just(10**12)).map(str),
+            "schedule_minutes": st.integers(0, 7 * 24 * 60).map(str),
+        }
+        fields |= {
+            f"map_{name}": st.just(mapping[name]) if name in mapping else optional(column) for name in MAP_FIELDS
+        }
+        return form(fields, source_junk)
+
+    source_form = shapes.flatmap(source_form_of)
+
+    @fuzzed(25)
+    @given(data=source_form, client=who)
+    def sources(data, client):
+        with rolled_back():
+            check_post("integrations:warehouse_sources", client, "/data/connections/warehouse/", data, tables=wh_tables)
+
+    @fuzzed(25)
+    @given(
+        data=source_form,
+        target=st.sampled_from((pulled.pk, pulled.pk, fresh.pk, fresh.pk, 0)),
+        keep_url=st.booleans(),
+        same_name=st.booleans(),
+    )
+    def source_edit(data, target, keep_url, same_name):
+        if keep_url:
+            data = {**data, "url": ""}  # blank: keep the stored URL
+        if same_name and target:
+            data = {**data, "name": WarehouseSource.objects.get(pk=target).name}
+        with rolled_back():
+            path = f"/data/connections/warehouse/{target}/"
+            check_post("integrations:warehouse_source", finance, path, data, tables=wh_tables)
+
+    # Test & preview reads the source as saved: sources made from generated settings (the ones
+    # the service refuses cannot exist, so they are not made), some with a cursor from a pull.
+    @fuzzed(30)
+    @given(
+        url=st.sampled_from((dsn, dsn, dsn, "postgresql://r@127.0.0.1:9/w")),
+        shape=st.one_of(
+            shapes,
+            shapes,
+            st.tuples(
+                st.sampled_from(WarehouseMode.values), st.dictionaries(st.sampled_from(list(MAP_FIELDS)), column)
+            ),
+        ),
+        query=queries,
+        table=tables_,
+        cursor=st.sampled_from(
+            (("", CursorKind.TIMESTAMP, ""), ("updated_at", CursorKind.TIMESTAMP, "")) * 2
+            + (
+                ("updated_at", CursorKind.TIMESTAMP, "2026-11-02T00:00:00+00:00"),
+                ("seq", CursorKind.ID, ""),
+                ("seq", CursorKind.ID, "1"),
+                ("happened_at", CursorKind.TIMESTAMP, "2026-11-01T00:00:00+00:00"),
+                ("nope", CursorKind.ID, ""),
+            )
+        ),
+        lookback=st.one_of(st.integers(0, 96 * 3600), st.just(10**12 * 3600), st.just(10**12)),
+        data=form({"x": JUNK}),
+        client=who,
+    )
+    @example(  # the form takes up to 10**12 hours of lookback, behind a cursor of a pull
+        url=dsn,
+        shape=(WarehouseMode.AGGREGATES, aggregates),
+        query="",
+        table="daily_usage",
+        cursor=("updated_at", CursorKind.TIMESTAMP, "2026-11-02T00:00:00+00:00"),
+        lookback=10**12 * 3600,
+        data={},
+        client=finance,
+    )
+    @example(  # a query that fails only when its rows are read
+        url=dsn,
+        shape=(WarehouseMode.AGGREGATES, aggregates),
+        query="SELECT *, 1 / (total - total) AS boom FROM daily_usage",
+        table="",
+        cursor=("", CursorKind.TIMESTAMP, ""),
+        lookback=0,
+        data={},
+        client=finance,
+    )
+    @example(  # a query ending in a comment
+        url=dsn,
+        shape=(WarehouseMode.EVENTS, events),
+        query="SELECT * FROM usage_events -- ; the events",
+        table="",
+        cursor=("seq", CursorKind.ID, "1"),
+        lookback=10**12,
+        data={},
+        client=finance,
+    )
+    def preview(url, shape, query, table, cursor, lookback, data, client):
+        (mode, mapping), (column_, kind, last) = shape, cursor
+        with rolled_back():
+            try:
+                source = warehouse_source_save(
+                    name="Preview",
+                    url=url,
+                    mode=mode,
+                    query=query,
+                    table=table,
+                    mapping=mapping,
+                    cursor_column=column_,
+                    cursor_kind=kind,
+                    lookback=lookback,
+                    schedule_minutes=60,
+                )
+            except ApplicationError as exc:
+                note(f"not a source: {exc.message}")
+                return
+            WarehouseSource.objects.filter(pk=source.pk).update(last_cursor=last)
+            before = fingerprint(wh_tables)
+            # A 200 answer is the preview itself (its rows and their problems), not the form again.
+            answer = check_post(
+                "integrations:warehouse_preview",
+                client,
+                f"/data/connections/warehouse/{source.pk}/preview/",
+                data,
+                tables=wh_tables,
+                answers_with_a_page=True,
+            )
+            assert fingerprint(wh_tables) == before, f"test & preview wrote ({answer.status})"
+
+    @fuzzed(10)
+    @given(
+        data=form({"full": optional(st.just("on"))}, {"full": JUNK}),
+        target=st.sampled_from((pulled.pk, fresh.pk, 0)),
+        client=who,
+    )
+    def pull_now(data, target, client):
+        with rolled_back():
+            path = f"/data/connections/warehouse/{target}/pull/"
+            check_post("integrations:warehouse_pull_now", client, path, data, tables=wh_tables)
+
+    sources()
+    source_edit()
+    preview()
+    pull_now()
+
+
+# --- Sign-in: "continue with single sign-on" ---------------------------------------------------------
+
+
+def test_the_sso_start_form_refuses_bad_input_with_a_reason_and_writes_nothing(totals):
+    """Posted by someone not signed in (the login page's form): an email that no provider
+    signs in for is answered with why, one that a provider does leads to it."""
+    from revops.sso.models import IdentityProvider
+
+    domain = "sso.example.test"
+    IdentityProvider.objects.create(
+        name="Fuzz OIDC",
+        slug="fuzz-oidc",
+        kind=IdentityProvider.Kind.OIDC,
+        domains=[domain],
+        issuer_url=NOWHERE,
+        client_id="revops",
+    )
+    IdentityProvider.objects.create(
+        name="Retired",
+        slug="retired",
+        kind=IdentityProvider.Kind.OIDC,
+        domains=["retired.example.test"],
+        is_active=False,
+    )
+    anonymous = Client(raise_request_exception=False)
+    tables = tables_of(IdentityProvider, User, "django_session")
+    emails = st.one_of(
+        st.sampled_from(
+            (
+                f"ana@{domain}",
+                f"ANA@{domain.upper()}",
+                f"  ana@{domain}  ",
+                f"@{domain}",
+                f"a@b@{domain}",
+                "ana@retired.example.test",
+                "ana@example.com",
+                "no at sign",
+            )
+        ),
+        st.emails(),
+    )
+
+    @fuzzed(25)
+    @given(data=form({"email": emails}, {"email": st.one_of(JUNK, st.just(f"ana\x00@{domain}"))}))
+    @example(data={"email": f"ana@{domain}\x00"})
+    @example(data={"email": ["ana@example.com", f"ana@{domain}"]})
+    def start(data):
+        with rolled_back():
+            check_post("sso:start", anonymous, "/sso/start/", data, tables=tables)
+
+    start()
 
 
 # --- The totals -------------------------------------------------------------------------------------
