@@ -88,20 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         meter = Meter.objects.create(key=f"meter-{m}", name=f"Meter {m}", unit="unit")
         MeterTier.objects.create(meter=meter, up_to=None, unit_price="0.01")
 
-    # The reference: the same rows COPYed raw between the two databases into a bare table.
+    # The reference: the same rows COPYed raw between the two databases into a bare table,
+    # handed on in blocks the way the pull does (integrations.warehouse.sources.copy_out_chunks).
     import psycopg
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
 
-    with psycopg.connect(wh_url) as wh, connection.cursor() as cursor:
+    from integrations.warehouse.sources import Select, copy_out_chunks
+
+    engine = create_engine(wh_url.replace("postgres://", "postgresql+psycopg://"), poolclass=NullPool)
+    with engine.connect() as wh, connection.cursor() as cursor:
         cursor.execute(
             "CREATE UNLOGGED TABLE bench_raw (customer text, metric text, usage_day text, total text, events text,"
             " updated_at text)"
         )
         begun = time.perf_counter()
-        with (
-            wh.cursor().copy("COPY daily_usage TO STDOUT") as out,
-            cursor.copy("COPY bench_raw FROM STDIN") as into,
-        ):
-            for chunk in out:
+        with cursor.copy("COPY bench_raw FROM STDIN") as into:
+            for chunk in copy_out_chunks(wh, Select("SELECT * FROM daily_usage", {}, [])):
                 into.write(chunk)
         raw_s = time.perf_counter() - begun
         cursor.execute("DROP TABLE bench_raw")

@@ -40,7 +40,7 @@ from integrations.warehouse.sources import (
 from revops.errors import ApplicationError
 from revops.tabular import MAX_LISTED, ImportRejected
 from usage.ingestion import csv_import
-from usage.ingestion.aggregates import apply_aggregates, source_has_aggregates
+from usage.ingestion.aggregates import AggregateResult, apply_aggregates, lock_source
 from usage.ingestion.events import (
     MAX_ID_LENGTH,
     QUANTITY_MAX_DECIMALS,
@@ -59,6 +59,9 @@ TIMESTAMP_CURSOR_PATTERN = (
     r"( ?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?))?$"
 )
 _WS = r"E' \t\n\r\f\v'"
+# Per sort or hash of a pull. A 10 M-row first pull's sort by key (~1 GB) spills past it to
+# temporary files; 1 GB, all in memory, measured no faster end to end.
+WORK_MEM = "256MB"
 
 
 @dataclass
@@ -114,6 +117,7 @@ def _stage(source: WarehouseSource, *, full: bool, limit: int | None) -> tuple[l
     select = build_select(source, engine, since=cursor_since(source, full=full), limit=limit)
     names = select.columns
     cursor = connection.cursor()
+    cursor.execute("DROP VIEW IF EXISTS _wh_typed")
     cursor.execute("DROP TABLE IF EXISTS _wh_stage, _wh_rows")
     cursor.execute(
         "CREATE TEMP TABLE _wh_stage (seq bigint GENERATED ALWAYS AS IDENTITY, "
@@ -129,6 +133,8 @@ def _stage(source: WarehouseSource, *, full: bool, limit: int | None) -> tuple[l
             for batch in fetch_batches(conn, select):
                 for row in batch:
                     copy.write_row([_text(value) for value in row])
+    if cursor.rowcount >= 0:  # what the COPY reports: no second pass over 10 M staged rows
+        return names, cursor.rowcount
     cursor.execute("SELECT count(*) FROM _wh_stage")
     return names, cursor.fetchone()[0]
 
@@ -163,38 +169,55 @@ def _trimmed(with_cursor: bool) -> str:
     )
 
 
-def _typed_sql(source: WarehouseSource, *, vouched: bool) -> str:
-    """``_wh_rows``: typed and resolved rows. ``vouched``: a row the cheap predicate does not
-    vouch for fails the statement (then the detailed rules run); else every row is cast (after
-    the rules found nothing wrong)."""
+def _typed_select(source: WarehouseSource, *, vouched: bool) -> str:
+    """The staged rows typed and resolved: account_id, meter_id, day, quantity numeric(28, 6),
+    event_count bigint (the cursor is read apart, by ``_cursor_after``).
+
+    ``vouched``: straight from the staged text, every row vouched for by a cheap predicate of
+    exact-text checks; a row it does not vouch for (or a failing cast) fails the statement, and
+    then the detailed rules run. A value with surrounding whitespace is never vouched for (the
+    exact-text checks, and the joins on keys without any, see it), so it takes the other way:
+    ``vouched=False`` trims every value first and casts without checking (the rules found
+    nothing wrong). Both give the same rows for the rows they both accept. The trimming costs
+    more than everything else together, which is why the usual, clean rows skip it.
+    """
     with_cursor = bool(source.cursor_column)
-    cursor_type = "numeric" if source.cursor_kind == CursorKind.ID else "timestamptz"
+    if vouched:
+        rows = (
+            "(SELECT seq, account, meter, day, quantity, day::date AS n_day, quantity::numeric AS n_quantity,"
+            " NULLIF(event_count, '')::bigint AS n_event_count, cursor FROM _wh_stage OFFSET 0) s"
+        )
+        # Keys with surrounding spaces would match untrimmed values only: left to the rules.
+        accounts = "(SELECT id, external_id FROM accounts_account WHERE external_id = btrim(external_id))"
+        meters = "(SELECT id, key FROM usage_meter WHERE key = btrim(key))"
+    else:
+        rows = (
+            "(SELECT seq, day::date AS n_day, quantity::numeric AS n_quantity,"  # noqa: S608
+            " NULLIF(event_count, '')::bigint AS n_event_count, account, meter FROM " + _trimmed(with_cursor) + ") s"
+        )
+        accounts, meters = "accounts_account", "usage_meter"
     cheap = " AND ".join(
         [
             "a.id IS NOT NULL",
             "m.id IS NOT NULL",
-            "s.day LIKE '____-__-__' AND s.day >= '1900' AND s.day < '3000' AND s.day::date::text = s.day",
+            "s.day LIKE '____-__-__' AND s.day >= '1900' AND s.day < '3000' AND s.n_day::text = s.day",
             f"s.n_quantity::text = s.quantity AND s.n_quantity >= 0"
             f" AND s.n_quantity < 1e{QUANTITY_MAX_INTEGER_DIGITS}"
             f" AND scale(s.n_quantity) <= {QUANTITY_MAX_DECIMALS}",
-            "(s.event_count IS NULL OR s.event_count = '' OR s.event_count::bigint >= 0)",
+            "(s.n_event_count IS NULL OR s.n_event_count >= 0)",
             "s.cursor IS NOT NULL" if with_cursor else "true",
         ]
     )
     guard = f"WHERE CASE WHEN {cheap} THEN true ELSE ('row ' || s.seq || ' needs checking')::boolean END"
     return f"""
-        CREATE TEMP TABLE _wh_rows ON COMMIT DROP AS
-        SELECT s.seq, a.id AS account_id, m.id AS meter_id, s.day::date AS day,
-               s.n_quantity::numeric(28, 6) AS quantity, COALESCE(NULLIF(s.event_count, '')::bigint, 0) AS event_count,
-               s.cursor::{cursor_type} AS cursor
-        -- The quantity cast once (a failing cast fails the statement: then the rules run).
-        FROM (SELECT *, s.quantity::numeric AS n_quantity FROM {_trimmed(with_cursor)}) s
-        LEFT JOIN accounts_account a ON a.external_id = s.account
-        LEFT JOIN usage_meter m ON m.key = s.meter
+        SELECT a.id AS account_id, m.id AS meter_id, s.n_day AS day, s.n_quantity::numeric(28, 6) AS quantity,
+               COALESCE(s.n_event_count, 0) AS event_count
+        -- Each cast once, in the fenced subquery (a failing cast fails the statement: then the
+        -- rules run).
+        FROM {rows}
+        LEFT JOIN {accounts} a ON a.external_id = s.account
+        LEFT JOIN {meters} m ON m.key = s.meter
         {guard if vouched else ""}
-        -- In the order of the aggregates' unique index: its inserts and look-ups go page after
-        -- page instead of all over an index larger than memory.
-        ORDER BY 2, 3, 4
     """  # noqa: S608 - only constants and the rules' patterns are interpolated
 
 
@@ -263,20 +286,6 @@ def _report(source: WarehouseSource, cursor) -> PullReport:
     return report
 
 
-def _type_rows(source: WarehouseSource, cursor) -> None:
-    """``_wh_rows`` from ``_wh_stage``, or PullRejected with every problem."""
-    try:
-        with transaction.atomic():
-            cursor.execute(_typed_sql(source, vouched=True))
-            return
-    except DataError:
-        pass
-    report = _report(source, cursor)
-    if not report.ok:
-        raise PullRejected(report)
-    cursor.execute(_typed_sql(source, vouched=False))
-
-
 def _duplicates_reported(source: WarehouseSource, cursor) -> None:
     report = _report(source, cursor)
     if report.ok:  # the unique index saw something the rules do not: say so rather than hide it
@@ -284,10 +293,16 @@ def _duplicates_reported(source: WarehouseSource, cursor) -> None:
     raise PullRejected(report)
 
 
-def _cursor_after(source: WarehouseSource, cursor, table: str) -> str:
+def _cursor_after(source: WarehouseSource, cursor) -> str:
+    """The largest cursor staged (never before the previous one). A value that is not one
+    fails the statement (then the rules say which). Each distinct value is cast once: a
+    warehouse stamps many rows alike (the load that wrote them)."""
     if not source.cursor_column:
         return ""
-    cursor.execute(f"SELECT max(cursor) FROM {table}")  # noqa: S608 - our own temp table
+    cursor_type = "numeric" if source.cursor_kind == CursorKind.ID else "timestamptz"
+    cursor.execute(
+        f"SELECT max(btrim(c)::{cursor_type}) FROM (SELECT DISTINCT cursor AS c FROM _wh_stage) d"  # noqa: S608
+    )
     value = cursor.fetchone()[0]
     if value is None:
         return source.last_cursor
@@ -302,11 +317,39 @@ def _cursor_after(source: WarehouseSource, cursor, table: str) -> str:
     return text
 
 
+def _apply(source: WarehouseSource, cursor, *, vouched: bool, first_pull: bool) -> tuple[AggregateResult, str]:
+    """Type the staged rows and apply them; DataError when ``vouched`` and a row needs the rules.
+
+    A first pull (nothing stored for the source) reads the typed rows once, from a view, in
+    one statement that stores them and writes their deltas: no diff, no copy of 10 M rows
+    into another table. Later pulls diff against the stored values, so the typed rows are
+    materialized (sorted by the aggregates' key, with statistics) and checked for repeats.
+    """
+    select = _typed_select(source, vouched=vouched)
+    if first_pull:
+        cursor.execute(f"CREATE TEMP VIEW _wh_typed AS {select}")
+        result = apply_aggregates(source=source.name, rows="_wh_typed")
+        cursor.execute("DROP VIEW _wh_typed")
+    else:
+        # In the order of the aggregates' unique index: its look-ups and inserts go page after
+        # page instead of all over an index larger than memory.
+        cursor.execute(f"CREATE TEMP TABLE _wh_rows ON COMMIT DROP AS {select} ORDER BY 1, 2, 3")
+        # A temporary table is never auto-analyzed: without statistics the diff would hash
+        # the whole aggregates table for a one-day pull.
+        cursor.execute("ANALYZE _wh_rows")
+        # The upsert would fail on a repeated key anyway; this says which rows.
+        cursor.execute("SELECT 1 FROM _wh_rows GROUP BY account_id, meter_id, day HAVING count(*) > 1 LIMIT 1")
+        if cursor.fetchone():
+            _duplicates_reported(source, cursor)
+        result = apply_aggregates(source=source.name, rows="_wh_rows")
+    return result, _cursor_after(source, cursor)
+
+
 def _pull_aggregates(source: WarehouseSource, *, full: bool, preview: bool) -> PullOutcome:
     started = time.perf_counter()
     cursor = connection.cursor()
     cursor.execute("SET LOCAL jit = off")
-    cursor.execute("SET LOCAL work_mem = '256MB'")
+    cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
     cursor.execute("SET LOCAL datestyle = 'ISO, YMD'")
     csv_import._more_temp_buffers(cursor)
     _, rows = _stage(source, full=full, limit=PREVIEW_ROWS if preview else None)
@@ -324,23 +367,22 @@ def _pull_aggregates(source: WarehouseSource, *, full: bool, preview: bool) -> P
         outcome.seconds = time.perf_counter() - started
         return outcome
     if rows:
-        _type_rows(source, cursor)
-        # A temporary table is never auto-analyzed: without statistics the diff would hash
-        # the whole aggregates table for a one-day pull.
-        cursor.execute("ANALYZE _wh_rows")
-        first_pull = not source_has_aggregates(source.name)
-        if not first_pull:
-            # The upsert would fail on a repeated key anyway; this says which rows.
-            cursor.execute("SELECT 1 FROM _wh_rows GROUP BY account_id, meter_id, day HAVING count(*) > 1 LIMIT 1")
-            if cursor.fetchone():
-                _duplicates_reported(source, cursor)
+        # Held to the end of the transaction: no other pull of the source stores rows between
+        # this look and the apply.
+        first_pull = not lock_source(source.name)
         try:
-            with transaction.atomic():
-                result = apply_aggregates(source=source.name, rows="_wh_rows")
+            try:
+                with transaction.atomic():
+                    result, outcome.cursor_after = _apply(source, cursor, vouched=True, first_pull=first_pull)
+            except DataError:
+                report = _report(source, cursor)
+                if not report.ok:
+                    raise PullRejected(report) from None
+                with transaction.atomic():
+                    result, outcome.cursor_after = _apply(source, cursor, vouched=False, first_pull=first_pull)
         except IntegrityError:
             _duplicates_reported(source, cursor)
         outcome.counts = {"created": result.created, "replaced": result.replaced, "unchanged": result.unchanged}
-        outcome.cursor_after = _cursor_after(source, cursor, "_wh_rows")
     else:
         outcome.counts = {"created": 0, "replaced": 0, "unchanged": 0}
         outcome.cursor_after = source.last_cursor

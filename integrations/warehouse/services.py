@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import psycopg
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 PULL_TASK = "integrations.tasks.run_warehouse_pull"
 STUCK_AFTER = dt.timedelta(hours=2)
+# What a warehouse read can raise: SQLAlchemy's errors, and psycopg's own from the COPY … TO
+# STDOUT that reads a PostgreSQL warehouse on the driver connection (a query failing only when
+# its rows are read: a bad cast, a division by zero, an ambiguous column).
+WAREHOUSE_ERRORS = (SQLAlchemyError, psycopg.Error)
 
 
 def _check(source: WarehouseSource) -> None:
@@ -105,7 +110,7 @@ def source_preview(*, source: WarehouseSource) -> PullOutcome:
     source_check_columns(source=source)
     try:
         return pull(source, preview=True)
-    except SQLAlchemyError as exc:
+    except WAREHOUSE_ERRORS as exc:
         raise ApplicationError(f"The warehouse refused the query: {_short(exc)}") from None
 
 
@@ -166,7 +171,7 @@ def pull_execute(pull_id: int) -> WarehousePull | None:
         _fail(run, exc.message, errors=exc.report.errors, error_count=exc.report.error_count)
     except ApplicationError as exc:
         _fail(run, exc.message)
-    except (SQLAlchemyError, DatabaseError) as exc:
+    except (*WAREHOUSE_ERRORS, DatabaseError) as exc:
         _fail(run, f"The warehouse read failed: {_short(exc)}")
     return run
 

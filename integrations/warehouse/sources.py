@@ -24,6 +24,8 @@ from integrations.warehouse.dialects import DIALECTS, Dialect, connect_args, par
 from revops.errors import ApplicationError
 
 FETCH_ROWS = 50_000
+# Bytes per block handed from the warehouse's COPY to revops'.
+COPY_BLOCK_BYTES = 256 * 1024
 PREVIEW_ROWS = 100
 
 # Revops field → required? Per mode, in the order the staging table takes them.
@@ -124,7 +126,10 @@ def cursor_since(source: WarehouseSource, *, full: bool) -> dt.datetime | int | 
         return None
     if source.cursor_kind == CursorKind.ID:
         return last - source.lookback
-    return last - dt.timedelta(seconds=source.lookback)
+    try:
+        return last - dt.timedelta(seconds=source.lookback)
+    except OverflowError:  # a lookback reaching before year 1 (the form takes 10**12 hours): every row
+        return None
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,8 @@ def build_select(
         where = f" WHERE revops_q.{quote(cursor)} > %(since)s"
         params["since"] = since
         inner = inner.replace("%", "%%")  # the driver formats the statement: a literal % must be doubled
-    sql = f"SELECT {', '.join(parts)} FROM ({inner}) revops_q{where}"  # noqa: S608 - identifiers quoted, values bound
+    # The newline ends a -- comment the query may end with, before the parenthesis closes.
+    sql = f"SELECT {', '.join(parts)} FROM ({inner}\n) revops_q{where}"  # noqa: S608 - identifiers quoted, values bound
     if limit:
         sql += f" LIMIT {int(limit)}"
     return Select(sql, params, columns)
@@ -175,11 +181,49 @@ def warehouse_connection(engine: Engine) -> Iterator:
             conn.rollback()
 
 
-def copy_out_chunks(conn, select: Select) -> Iterator[bytes]:
-    """PostgreSQL: the rows as COPY text-format bytes, straight from the warehouse server."""
+def copy_out_chunks(conn, select: Select) -> Iterator[bytearray]:
+    """PostgreSQL: the rows as COPY text-format bytes, straight from the warehouse server, in
+    blocks of about COPY_BLOCK_BYTES.
+
+    The server sends one message per row. The rows libpq has already received are taken
+    straight from it (``PGconn.get_copy_data`` without waiting), and only when none is left
+    does psycopg's ``Copy.read`` wait for more: per row, psycopg's wait loop would cost more
+    than everything else the pull does in Python."""
+    from psycopg import errors, pq
+
     raw = conn.connection.driver_connection  # the psycopg connection under SQLAlchemy
     with raw.cursor() as cursor, cursor.copy(f"COPY ({select.sql}) TO STDOUT", select.params or None) as copy:
-        yield from copy
+        pgconn = raw.pgconn
+        block = bytearray()  # appending a row is a copy; joining many memoryviews costs more
+        while True:
+            size, data = pgconn.get_copy_data(1)
+            if size > 0:
+                block += data
+                if len(block) >= COPY_BLOCK_BYTES:
+                    yield block
+                    block = bytearray()
+            elif size == 0:  # nothing received yet: wait for it (or for the end) psycopg's way
+                data = copy.read()
+                if not data:
+                    break
+                block += data
+            else:  # the end of the data arrived with the rest: take the COPY's results from libpq
+                failed = None
+                while (result := pgconn.get_result()) is not None:
+                    if result.status != pq.ExecStatus.COMMAND_OK and failed is None:
+                        failed = result
+                if failed is not None:  # what psycopg would raise (the source query failed midway)
+                    sqlstate = (failed.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+                    message = failed.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or failed.error_message or b""
+                    message = message.decode(errors="replace").strip()
+                    try:
+                        error_class = errors.lookup(sqlstate)
+                    except KeyError:
+                        error_class = errors.OperationalError
+                    raise error_class(message)
+                break
+        if block:
+            yield block
 
 
 def fetch_batches(conn, select: Select) -> Iterator[list[tuple]]:
@@ -195,7 +239,7 @@ def describe_columns(source: WarehouseSource) -> list[str]:
     quote = engine.dialect.identifier_preparer.quote
     inner = check_single_select(source.query) if source.query.strip() else _table_select(quote, source.table)
     with warehouse_connection(engine) as conn:
-        result = conn.exec_driver_sql(f"SELECT * FROM ({inner}) revops_q WHERE 1 = 0")  # noqa: S608
+        result = conn.exec_driver_sql(f"SELECT * FROM ({inner}\n) revops_q WHERE 1 = 0")  # noqa: S608
         return [str(name) for name in result.keys()]  # noqa: SIM118 - a Result is not a dict
 
 

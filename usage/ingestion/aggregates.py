@@ -32,17 +32,21 @@ class AggregateResult:
     unchanged: int = 0
 
 
+# Read once (``rows`` may be a view doing the typing): stored in the order of the unique
+# index (its inserts append instead of landing all over an index larger than memory), and
+# the same rows, as returned, become the deltas.
 _FIRST_PULL_SQL = """
 WITH stored AS (
     INSERT INTO usage_externaldailyaggregate (source, account_id, meter_id, day, quantity, event_count)
-    SELECT %(source)s, account_id, meter_id, day, quantity, event_count FROM {rows}
-    RETURNING 1
-), deltas AS (
-    INSERT INTO usage_rollupdelta (account_id, meter_id, day, quantity, event_count)
-    SELECT account_id, meter_id, day, quantity, event_count FROM {rows}
-    RETURNING 1
+    SELECT %(source)s, * FROM (
+        -- Sorted without the source (a text column ahead of the keys makes every comparison
+        -- deform the rows).
+        SELECT account_id, meter_id, day, quantity, event_count FROM {rows} ORDER BY account_id, meter_id, day
+    ) sorted
+    RETURNING account_id, meter_id, day, quantity, event_count
 )
-SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM deltas)
+INSERT INTO usage_rollupdelta (account_id, meter_id, day, quantity, event_count)
+SELECT account_id, meter_id, day, quantity, event_count FROM stored
 """
 
 _DIFF_SQL = """
@@ -80,24 +84,34 @@ def source_has_aggregates(source: str) -> bool:
         return cursor.fetchone()[0]
 
 
+def lock_source(source: str) -> bool:
+    """Take ``source``'s pull lock until the transaction ends (``apply_aggregates`` takes it
+    too) and say whether the source has stored aggregates, which stays true or false while the
+    lock is held: a caller may prepare a first pull's rows differently."""
+    assert connection.in_atomic_block, "lock_source must run inside transaction.atomic()"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [AGGREGATE_LOCK_NAMESPACE, source])
+    return source_has_aggregates(source)
+
+
 def apply_aggregates(*, source: str, rows: str) -> AggregateResult:
     """Replace ``source``'s aggregates by the rows of the relation ``rows``.
 
-    ``rows`` (a temporary table the caller filled and validated) has account_id, meter_id,
-    day, quantity numeric(28, 6) and event_count bigint, at most one row per key. Runs in
+    ``rows`` (a temporary table or view the caller filled and validated) has account_id,
+    meter_id, day, quantity numeric(28, 6) and event_count bigint, at most one row per key;
+    a first pull reads it once, later pulls twice (the diff, then the upsert). Runs in
     the caller's transaction (all or nothing) and sends the fold on commit. The first pull
     of a source (nothing stored yet) skips the diff: every row is new. A duplicate key that
     slipped through fails the statement (the unique index), never half-applies.
     """
     assert connection.in_atomic_block, "apply_aggregates must run inside transaction.atomic()"
-    # ``rows`` is a temporary table name chosen by the caller, never user input.
+    # ``rows`` is a temporary relation's name chosen by the caller, never user input.
     assert rows.isidentifier(), rows
+    first_pull = not lock_source(source)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [AGGREGATE_LOCK_NAMESPACE, source])
-        if not source_has_aggregates(source):
+        if first_pull:
             cursor.execute(_FIRST_PULL_SQL.format(rows=rows), {"source": source})
-            created, _ = cursor.fetchone()
-            result = AggregateResult(created=created)
+            result = AggregateResult(created=cursor.rowcount)
         else:
             cursor.execute(_DIFF_SQL.format(rows=rows), {"source": source})
             created, replaced, unchanged, _ = cursor.fetchone()
