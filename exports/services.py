@@ -18,9 +18,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from celery import current_app
 from django.db import transaction
 from django.utils import timezone
@@ -41,6 +40,12 @@ from revops.errors import ApplicationError
 from revops.events import emit
 from revops.queue import SEND_OPTIONS
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow (~55 MB resident) is imported where files are written, not when the URL conf
+# loads these services: web processes and management commands never pay for it.
+
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "exports.tasks.run_export"
@@ -56,6 +61,8 @@ STUCK_AFTER = dt.timedelta(hours=3)
 
 
 def arrow_type(column: Column) -> pa.DataType:
+    import pyarrow as pa
+
     if column.kind == "decimal":
         return pa.decimal128(column.precision, column.scale)
     return {
@@ -69,10 +76,14 @@ def arrow_type(column: Column) -> pa.DataType:
 
 
 def arrow_schema(table: Table) -> pa.Schema:
+    import pyarrow as pa
+
     return pa.schema([pa.field(c.name, arrow_type(c), nullable=c.nullable) for c in table.columns])
 
 
 def _arrow_batch(table: Table, schema: pa.Schema, rows: list[tuple]) -> pa.RecordBatch:
+    import pyarrow as pa
+
     arrays = []
     for i, column in enumerate(table.columns):
         values = [row[i] for row in rows]
@@ -110,6 +121,8 @@ def _sha256(path: Path) -> str:
 def write_partition_files(*, table: Table, day: dt.date, formats: list[str], folder: Path) -> PartitionResult:
     """Write the day's rows of ``table`` into ``folder`` as ``part-0000.<format>`` files, in
     one streamed pass over the database."""
+    import pyarrow.parquet as pq
+
     schema = arrow_schema(table)
     result = PartitionResult()
     parquet_path, csv_path = folder / f"{PART}.parquet", folder / f"{PART}.csv"

@@ -10,12 +10,17 @@ how many requests it made and how many were retries.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TypeVar
-
-import stripe
+from functools import cache
+from typing import TYPE_CHECKING, TypeVar
 
 from integrations.clients.base import RateLimited, Retrier, parse_retry_after
 from revops.errors import ApplicationError
+
+if TYPE_CHECKING:
+    import stripe
+
+# The stripe package (~26 MB resident) is imported when a connection is used, not when the
+# URL conf loads the Stripe pages: web processes and management commands never pay for it.
 
 T = TypeVar("T")
 # Attempts after the first for a 409, 5xx or a connection error (the client's own retries).
@@ -28,23 +33,31 @@ class BillingError(ApplicationError):
     """Stripe refused or failed a call (after the retries); the message says what it answered."""
 
 
-class _CountingHttpClient(stripe.RequestsClient):
-    """Counts every HTTP attempt the client makes (its retries included)."""
+@cache
+def _counting_http_client_class() -> type:
+    import stripe
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(timeout=TIMEOUT_S, **kwargs)
-        self.attempts = 0
+    class CountingHttpClient(stripe.RequestsClient):
+        """Counts every HTTP attempt the client makes (its retries included)."""
 
-    def request(self, method, url, headers, post_data=None):
-        self.attempts += 1
-        return super().request(method, url, headers, post_data)
+        def __init__(self, **kwargs) -> None:
+            super().__init__(timeout=TIMEOUT_S, **kwargs)
+            self.attempts = 0
+
+        def request(self, method, url, headers, post_data=None):
+            self.attempts += 1
+            return super().request(method, url, headers, post_data)
+
+    return CountingHttpClient
 
 
 class Stripe:
     """One connection's client: ``call`` one request, ``each`` every item of a list."""
 
     def __init__(self, *, secret_key: str, api_base: str = "", page_size: int = PAGE_SIZE) -> None:
-        self.http = _CountingHttpClient()
+        import stripe
+
+        self.http = _counting_http_client_class()()
         base = {"api": api_base.rstrip("/")} if api_base else None
         self.client = stripe.StripeClient(
             secret_key, base_addresses=base, max_network_retries=MAX_NETWORK_RETRIES, http_client=self.http
@@ -64,6 +77,8 @@ class Stripe:
         return max(self.http.attempts - self.calls, 0) + self.retrier.waits
 
     def call(self, fn: Callable[[], T], what: str) -> T:
+        import stripe
+
         def once() -> T:
             self.calls += 1
             try:

@@ -14,7 +14,6 @@ import logging
 import re
 from collections import Counter, defaultdict
 
-import stripe
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -279,6 +278,8 @@ def webhook_receive(*, connection: StripeConnection, payload: bytes, signature: 
     secret = decrypt_json(connection.credentials).get("webhook_secret") or ""
     if not secret:
         raise WebhookRefused("This connection has no webhook signing secret; add it on the connection's page.")
+    import stripe
+
     try:
         stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_S)
     except stripe.SignatureVerificationError as exc:

@@ -8,11 +8,15 @@ missing package.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from typing import TYPE_CHECKING
 
 from revops.errors import ApplicationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+# SQLAlchemy (~28 MB resident) is imported when a URL is parsed, not when the URL conf loads
+# the pages that use this module: web processes and management commands never pay for it.
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ def parse_url(text: str) -> tuple[Dialect, URL]:
     """The dialect and the parsed URL, or an ApplicationError naming the ``url`` field.
 
     ``postgresql://`` means psycopg 3 (the driver revops itself uses)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
     try:
         url = make_url(text.strip())
     except ArgumentError:

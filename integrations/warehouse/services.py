@@ -8,7 +8,6 @@ import logging
 import psycopg
 from django.db import DatabaseError, transaction
 from django.utils import timezone
-from sqlalchemy.exc import SQLAlchemyError
 
 from integrations.crypto import decrypt_json, encrypt_json
 from integrations.models import RunState, WarehouseMode, WarehousePull, WarehouseSource
@@ -22,10 +21,16 @@ logger = logging.getLogger(__name__)
 
 PULL_TASK = "integrations.tasks.run_warehouse_pull"
 STUCK_AFTER = dt.timedelta(hours=2)
+
+
 # What a warehouse read can raise: SQLAlchemy's errors, and psycopg's own from the COPY … TO
 # STDOUT that reads a PostgreSQL warehouse on the driver connection (a query failing only when
 # its rows are read: a bad cast, a division by zero, an ambiguous column).
-WAREHOUSE_ERRORS = (SQLAlchemyError, psycopg.Error)
+def warehouse_errors() -> tuple[type[Exception], ...]:
+    """What a warehouse's driver raises (SQLAlchemy is imported only once a source is used)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, psycopg.Error)
 
 
 def _check(source: WarehouseSource) -> None:
@@ -91,7 +96,7 @@ def source_check_columns(*, source: WarehouseSource) -> list[str]:
     """The query's columns; ApplicationError naming every mapped column it lacks."""
     try:
         columns = describe_columns(source)
-    except SQLAlchemyError as exc:
+    except warehouse_errors() as exc:
         raise ApplicationError(f"The warehouse refused the query: {_short(exc)}") from None
     available = {c.lower() for c in columns}
     wanted = dict(source.mapping or {})
@@ -110,7 +115,7 @@ def source_preview(*, source: WarehouseSource) -> PullOutcome:
     source_check_columns(source=source)
     try:
         return pull(source, preview=True)
-    except WAREHOUSE_ERRORS as exc:
+    except warehouse_errors() as exc:
         raise ApplicationError(f"The warehouse refused the query: {_short(exc)}") from None
 
 
@@ -171,7 +176,7 @@ def pull_execute(pull_id: int) -> WarehousePull | None:
         _fail(run, exc.message, errors=exc.report.errors, error_count=exc.report.error_count)
     except ApplicationError as exc:
         _fail(run, exc.message)
-    except (*WAREHOUSE_ERRORS, DatabaseError) as exc:
+    except (*warehouse_errors(), DatabaseError) as exc:
         _fail(run, f"The warehouse read failed: {_short(exc)}")
     return run
 

@@ -13,15 +13,15 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
+from typing import TYPE_CHECKING
 
 from integrations.crypto import decrypt_json
 from integrations.models import CursorKind, WarehouseMode, WarehouseSource
 from integrations.warehouse.dialects import DIALECTS, Dialect, connect_args, parse_url
 from revops.errors import ApplicationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 FETCH_ROWS = 50_000
 # Bytes per block handed from the warehouse's COPY to revops'.
@@ -95,6 +95,9 @@ def source_url(source: WarehouseSource):
 
 
 def engine_for(source: WarehouseSource) -> tuple[Dialect, Engine]:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
     dialect, url = source_url(source)
     args = connect_args(dialect)
     if dialect.name == "snowflake":

@@ -129,3 +129,19 @@ def test_every_task_s_soft_time_limit_is_below_its_hard_one():
             wrong[name] = (soft, hard)
     assert len([n for n in app.tasks if not n.startswith("celery.")]) > 20
     assert wrong == {}
+
+
+def test_loading_the_pages_does_not_load_the_connectors_heavy_libraries():
+    """pyarrow, stripe and SQLAlchemy (~110 MB resident together) are imported where a
+    connector runs, not when the URL conf loads: every web process and management command
+    (the system checks load the URL conf) would carry them otherwise."""
+    code = (
+        "import sys, django; django.setup();"
+        "from django.urls import get_resolver; get_resolver().url_patterns;"
+        "print(sorted(m for m in ('pyarrow', 'stripe', 'sqlalchemy', 'snowflake', 'boto3') if m in sys.modules))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "revops.settings.test"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -188,6 +188,8 @@ def test_the_schema_is_openapi_3_1_with_the_events_operation(api_schema):
         ("GET", "/api/v1/statements"),
         ("GET", "/api/v1/forecasts/accounts/{external_id}"),
         ("GET", "/api/v1/forecasts/accuracy"),
+        ("GET", "/api/v1/exports"),
+        ("GET", "/api/v1/exports/{table}"),
     }
     events = by_route[("POST", "/api/v1/events")]
     assert set(events.definition.raw["responses"]) == {"200", "400", "401", "403", "413", "415", "429"}
