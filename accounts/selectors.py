@@ -27,6 +27,7 @@ from accounts.models import (
     Ownership,
 )
 from revops.models import Role
+from revops.templatetags.fmt import in_currency
 
 ACTIVITIES_PER_PAGE = 20
 # Who may edit the joint plan: the people on the account team today (and admins).
@@ -182,16 +183,11 @@ def activity_page(*, account: Account, number: int | str | None) -> Page:
 # --- Billing panel --------------------------------------------------------------------------
 
 BILLING_DOCUMENTS_SHOWN = 50
-# Currencies billed in whole units (¥500 is 500): shown without decimals.
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()  # noqa: SIM905
-)
 
 
 def billing_amount(amount: Decimal, currency: str) -> str:
     """1,234.50 USD; 5,000 JPY (the currency's own decimals, its code as the unit)."""
-    places = 0 if currency.lower() in ZERO_DECIMAL_CURRENCIES and amount == amount.to_integral_value() else 2
-    return f"{amount:,.{places}f} {currency.upper()}"
+    return in_currency(amount, currency)
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,19 @@ def quantity(value) -> str:
     fraction = fraction.rstrip("0")
     text = f"{int(whole):,}" + (f".{fraction}" if fraction else "")
     return f"−{text}" if number < 0 else text
+
+
+# Currencies billed in whole units (¥500 is 500): shown without decimals.
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()  # noqa: SIM905
+)
+
+
+@register.filter
+def in_currency(value, currency: str) -> str:
+    """1,234.50 USD; 5,000 JPY (the currency's own decimals, its code as the unit); — for nothing."""
+    number = _decimal(value)
+    if number is None:
+        return "—"
+    places = 0 if currency.lower() in ZERO_DECIMAL_CURRENCIES and number == number.to_integral_value() else 2
+    return f"{number:,.{places}f} {currency.upper()}"

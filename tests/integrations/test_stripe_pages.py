@@ -90,10 +90,10 @@ def test_the_connection_page_reports_matching_documents_runs_and_unmatched_reaso
     assert "no metadata revops_account; email domain initech.io is not in the table" in page
     assert "metadata revops_account=acme-typo names no revops account" in page
     # Acme's invoice, credit note and refund, Globex's JPY invoice; Initech's is held, the draft skipped.
-    assert "4 documents." in page and "123.45 USD" in page and "5000.00 JPY" in page
+    assert "4 documents." in page and "123.45 USD" in page and "5,000 JPY" in page
     assert "None" not in page and "NaN" not in page
     only_acme = finance.get(f"/data/connections/stripe/{w['connection'].pk}/?account=acme").content.decode()
-    assert "3 documents of Acme." in only_acme and "5000.00 JPY" not in only_acme
+    assert "3 documents of Acme." in only_acme and "5,000 JPY" not in only_acme
 
 
 def test_mapping_a_domain_to_an_unknown_account_is_refused_naming_it(finance, stripe_world):

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from revops.templatetags.fmt import quantity
+from revops.templatetags.fmt import in_currency, quantity
 
 
 @pytest.mark.parametrize(
@@ -23,3 +23,16 @@ from revops.templatetags.fmt import quantity
 )
 def test_quantities_read_exactly(value, shown):
     assert quantity(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "shown"),
+    [
+        (Decimal("1234.5"), "usd", "1,234.50 USD"),
+        (Decimal("5000.00"), "JPY", "5,000 JPY"),
+        (Decimal("5000.50"), "jpy", "5,000.50 JPY"),
+        (None, "usd", "—"),
+    ],
+)
+def test_amounts_carry_their_currency(value, currency, shown):
+    assert in_currency(value, currency) == shown
