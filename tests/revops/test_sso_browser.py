@@ -72,9 +72,9 @@ def oidc_idp(live_server, tmp_path):
     deadline = time.monotonic() + 60
     while True:
         try:
-            if requests.get(f"{issuer}/.well-known/openid-configuration", timeout=1).ok:
+            if requests.get(f"{issuer}/.well-known/openid-configuration", timeout=5).ok:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or its first answer is slow (a busy machine)
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
