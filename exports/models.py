@@ -10,6 +10,8 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
+from revops.models import TimedRun
+
 
 class Format(models.TextChoices):
     CSV = "csv", "CSV"
@@ -57,7 +59,7 @@ class RunState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class ExportRun(models.Model):
+class ExportRun(TimedRun):
     target = models.ForeignKey(ExportTarget, on_delete=models.CASCADE, related_name="runs")
     # {table: ["YYYY-MM-DD", ...]}: the partitions this run writes.
     plan = models.JSONField(default=dict)
@@ -66,12 +68,6 @@ class ExportRun(models.Model):
     # {table: {"partitions": n, "rows": n, "files": n, "bytes": n}}
     counts = models.JSONField(default=dict)
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -79,12 +75,6 @@ class ExportRun(models.Model):
 
     def __str__(self) -> str:
         return f"Export run {self.pk} to {self.target}"
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
 
     @property
     def partitions_planned(self) -> int:

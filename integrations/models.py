@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from revops.models import TimedRun
+
 
 class Provider(models.TextChoices):
     SALESFORCE = "salesforce", "Salesforce"
@@ -59,7 +61,7 @@ class RunState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class SyncRun(models.Model):
+class SyncRun(TimedRun):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=16, choices=RunKind.choices)
     dry_run = models.BooleanField(default=False, help_text="A preview: everything is checked, nothing is written.")
@@ -74,12 +76,6 @@ class SyncRun(models.Model):
     cursors_before = models.JSONField(default=dict)
     cursors_after = models.JSONField(default=dict)
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -87,12 +83,6 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} run {self.pk} of {self.connection}"
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
 
 
 class Outcome(models.TextChoices):
@@ -211,7 +201,7 @@ class WarehouseSource(models.Model):
         return self.name
 
 
-class WarehousePull(models.Model):
+class WarehousePull(TimedRun):
     source = models.ForeignKey(WarehouseSource, on_delete=models.CASCADE, related_name="pulls")
     full = models.BooleanField(default=False, help_text="Ignore the cursor and read every row.")
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
@@ -225,12 +215,6 @@ class WarehousePull(models.Model):
     errors = models.JSONField(default=list)
     error_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -238,12 +222,6 @@ class WarehousePull(models.Model):
 
     def __str__(self) -> str:
         return f"pull {self.pk} of {self.source}"
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
 
 
 # --- Stripe: a billing source (integrations.billing) ------------------------------------------
@@ -291,7 +269,7 @@ class StripeConnection(models.Model):
         return f"stripe:{self.pk}"
 
 
-class StripeRun(models.Model):
+class StripeRun(TimedRun):
     connection = models.ForeignKey(StripeConnection, on_delete=models.CASCADE, related_name="runs")
     full = models.BooleanField(default=False, help_text="Ignore the cursors and read every document.")
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
@@ -301,12 +279,6 @@ class StripeRun(models.Model):
     retries = models.PositiveIntegerField(default=0, help_text="Calls the client retried (5xx, 409) or waited (429).")
     requests = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -314,12 +286,6 @@ class StripeRun(models.Model):
 
     def __str__(self) -> str:
         return f"Stripe run {self.pk} of {self.connection}"
-
-    @property
-    def seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
 
 
 class MatchedBy(models.TextChoices):

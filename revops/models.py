@@ -193,3 +193,22 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.list_key})"
+
+
+class TimedRun(models.Model):
+    """What every background run records about itself (CRM syncs, warehouse pulls, Stripe
+    syncs, BI exports): who asked, when it was queued, started and finished."""
+
+    requested_by = models.ForeignKey("revops.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
