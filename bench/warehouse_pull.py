@@ -30,6 +30,17 @@ def parse_args(argv):
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--accounts", type=int, default=5_000)
     parser.add_argument("--meters", type=int, default=4)
+    parser.add_argument(
+        "--incremental-runs",
+        type=int,
+        default=3,
+        help="One-day incremental pulls timed (default 3; the budget is on the median).",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Keep both databases when a full pull of --rows is already stored: time the incremental pulls only.",
+    )
     parser.add_argument("--summary-json", default=None)
     return parser.parse_args(argv)
 
@@ -58,6 +69,21 @@ def _fill_warehouse(wh_url: str, *, rows: int, accounts: int, meters: int) -> in
     return count
 
 
+def _reusable(url: str, wh_url: str, rows: int) -> bool:
+    """Both databases hold a finished full pull of ``rows`` rows (``--reuse``)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(wh_url) as wh, psycopg.connect(url) as rv:
+            (stored,) = wh.execute("SELECT count(*) FROM daily_usage").fetchone()
+            (pulled,) = rv.execute(
+                "SELECT count(*) FROM usage_externaldailyaggregate WHERE source = 'bench warehouse'"
+            ).fetchone()
+    except psycopg.Error:
+        return False
+    return stored == pulled and stored >= rows * 0.99
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     summary = common.Summary(NAME)
@@ -66,6 +92,21 @@ def main(argv: list[str] | None = None) -> int:
     common.heading(f"Warehouse pull ({common.database_name(wh_url)} → {common.database_name(url)})")
     common.note(common.machine_line())
     common.note(common.code_version())
+    if args.reuse and _reusable(url, wh_url, args.rows):
+        common.setup(url)
+        common.note("--reuse: the full pull is stored; timing the incremental pulls only")
+        from integrations.models import WarehouseSource
+
+        source = WarehouseSource.objects.get(name="bench warehouse")
+    else:
+        source = _full_pull(args, summary, url, wh_url)
+    _incremental_pulls(args, summary, wh_url, source)
+    summary.print()
+    summary.write_json(args.summary_json)
+    return 0
+
+
+def _full_pull(args, summary, url: str, wh_url: str):
     common.create_database(url, drop_first=True)
     common.create_database(wh_url, drop_first=True)
     common.setup(url)
@@ -90,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
 
     # The reference: the same rows COPYed raw between the two databases into a bare table,
     # handed on in blocks the way the pull does (integrations.warehouse.sources.copy_out_chunks).
-    import psycopg
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
@@ -143,26 +183,54 @@ def main(argv: list[str] | None = None) -> int:
         full_rate >= 100_000 and run.counts["created"] == rows,
     )
     summary.info("raw COPY between the databases (R)", f"{raw_rate:,.0f} rows/s ({raw_s:.1f} s)")
+    return source
 
-    # One day of late corrections: the newest day's rows re-stamped after the cursor.
-    with psycopg.connect(wh_url, autocommit=True) as wh:
-        (last_day,) = wh.execute("SELECT max(usage_day) FROM daily_usage").fetchone()
-        wh.execute("UPDATE daily_usage SET total = total + 1, updated_at = now() WHERE usage_day = %s", [last_day])
-    source.refresh_from_db()
-    begun = time.perf_counter()
-    run = pull_execute(pull_request(source=source).pk)
-    inc_s = time.perf_counter() - begun
-    assert run.state == RunState.SUCCEEDED, run.error
-    common.note(f"incremental pull: {run.rows:,} rows in {inc_s:.2f} s, counts {run.counts}")
+
+def _incremental_pulls(args, summary, wh_url: str, source) -> None:
+    """One day of late corrections: the newest day's rows re-stamped after the cursor and
+    pulled, ``--incremental-runs`` times; the statements of the first run are listed."""
+    import statistics
+
+    import psycopg
+
+    from integrations.models import RunState
+    from integrations.warehouse.services import pull_execute, pull_request
+
+    times: list[float] = []
+    for attempt in range(args.incremental_runs):
+        with psycopg.connect(wh_url, autocommit=True) as wh:
+            (last_day,) = wh.execute("SELECT max(usage_day) FROM daily_usage").fetchone()
+            wh.execute(
+                "UPDATE daily_usage SET total = total + 1, updated_at = clock_timestamp() WHERE usage_day = %s",
+                [last_day],
+            )
+        source.refresh_from_db()
+        pull_id = pull_request(source=source).pk
+        timer = common.StatementTimer()
+        begun = time.perf_counter()
+        with timer.installed():
+            run = pull_execute(pull_id)
+        inc_s = time.perf_counter() - begun
+        assert run.state == RunState.SUCCEEDED, run.error
+        times.append(inc_s)
+        common.note(f"incremental pull {attempt + 1}: {run.rows:,} rows in {inc_s:.2f} s, counts {run.counts}")
+        if attempt == 0:
+            in_statements = sum(statement.seconds for statement in timer.statements)
+            common.note(
+                f"    {len(timer.statements)} statements {in_statements * 1000:.0f} ms; outside them (the COPY from"
+                f" the warehouse, Python) {(inc_s - in_statements) * 1000:.0f} ms; the slowest:"
+            )
+            for statement in sorted(timer.statements, key=lambda s: s.seconds, reverse=True)[:6]:
+                text = " ".join(statement.sql.split())[:110]
+                common.note(f"    {statement.seconds * 1000:7.0f} ms  {text}")
+        replaced_ok = run.counts["replaced"] == args.accounts * args.meters
+    median = statistics.median(times)
     summary.check(
-        f"incremental pull of one day ({run.rows:,} rows replaced)",
-        f"{inc_s:.2f} s",
+        f"incremental pull of one day ({run.rows:,} rows replaced), median of {len(times)}",
+        f"{median:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times)})",
         "< 2 s",
-        inc_s < 2 and run.counts["replaced"] == args.accounts * args.meters,
+        median < 2 and replaced_ok,
     )
-    summary.print()
-    summary.write_json(args.summary_json)
-    return 0
 
 
 if __name__ == "__main__":

@@ -545,8 +545,13 @@ class ExternalDailyAggregate(models.Model):
     source's name (usage sits below integrations, so no foreign key to it).
     """
 
+    # The natural key is the primary key: no surrogate id, whose index every replaced row would
+    # also have to be written into. Day ahead of account and meter: a pull re-reads and replaces
+    # the latest days, whose keys are then side by side in the index (and, stored in key order,
+    # in the heap) instead of one per leaf page across the whole history.
+    pk = models.CompositePrimaryKey("source", "day", "account", "meter")
     source = models.CharField(max_length=100)
-    # No indexes of their own (the unique index leads with source) and no database-level
+    # No indexes of their own (the primary key leads with source) and no database-level
     # foreign keys: a pull resolves every id by a join in its own transaction, and per-row
     # constraint triggers on millions of rows would cost more than the pull itself. Deletes
     # still cascade / protect through Django's collector.
@@ -558,11 +563,6 @@ class ExternalDailyAggregate(models.Model):
     quantity = models.DecimalField(**QUANTITY)
     # What the source says the day's total stands for in events (0 when it does not say).
     event_count = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["source", "account", "meter", "day"], name="extaggregate_source_key")
-        ]
 
     def __str__(self) -> str:
         return f"{self.source}: {self.account_id}/{self.meter_id}/{self.day}"

@@ -333,7 +333,7 @@ def _apply(source: WarehouseSource, cursor, *, vouched: bool, first_pull: bool) 
     else:
         # In the order of the aggregates' unique index: its look-ups and inserts go page after
         # page instead of all over an index larger than memory.
-        cursor.execute(f"CREATE TEMP TABLE _wh_rows ON COMMIT DROP AS {select} ORDER BY 1, 2, 3")
+        cursor.execute(f"CREATE TEMP TABLE _wh_rows ON COMMIT DROP AS {select} ORDER BY day, account_id, meter_id")
         # A temporary table is never auto-analyzed: without statistics the diff would hash
         # the whole aggregates table for a one-day pull.
         cursor.execute("ANALYZE _wh_rows")

@@ -41,7 +41,7 @@ WITH stored AS (
     SELECT %(source)s, * FROM (
         -- Sorted without the source (a text column ahead of the keys makes every comparison
         -- deform the rows).
-        SELECT account_id, meter_id, day, quantity, event_count FROM {rows} ORDER BY account_id, meter_id, day
+        SELECT account_id, meter_id, day, quantity, event_count FROM {rows} ORDER BY day, account_id, meter_id
     ) sorted
     RETURNING account_id, meter_id, day, quantity, event_count
 )
@@ -49,32 +49,44 @@ INSERT INTO usage_rollupdelta (account_id, meter_id, day, quantity, event_count)
 SELECT account_id, meter_id, day, quantity, event_count FROM stored
 """
 
-_DIFF_SQL = """
-WITH diff AS (
-    SELECT n.account_id, n.meter_id, n.day, a.id IS NULL AS is_new,
-           n.quantity - COALESCE(a.quantity, 0) AS quantity, n.event_count - COALESCE(a.event_count, 0) AS event_count
+# Later pulls, in one statement: each incoming row is looked up once in the unique index
+# (the LEFT JOIN); the rows that changed are then updated through the physical address that
+# look-up found (a TID scan, no second index search), the new ones inserted, and the
+# differences written as deltas. The source's pull lock (``lock_source``) keeps other pulls
+# of the source from changing the rows between the look-up and the update; a row deleted in
+# between (its account removed) is simply not updated.
+_REPLACE_SQL = """
+WITH incoming AS (
+    SELECT n.account_id, n.meter_id, n.day, n.quantity, n.event_count,
+           a.ctid AS stored_at, a.quantity AS old_quantity, a.event_count AS old_event_count
     FROM {rows} n
     LEFT JOIN usage_externaldailyaggregate a
-      ON a.source = %(source)s AND a.account_id = n.account_id AND a.meter_id = n.meter_id AND a.day = n.day
+      ON a.source = %(source)s AND a.day = n.day AND a.account_id = n.account_id AND a.meter_id = n.meter_id
+), diff AS (
+    SELECT account_id, meter_id, day, quantity, event_count, stored_at, stored_at IS NULL AS is_new,
+           quantity - COALESCE(old_quantity, 0) AS delta_quantity,
+           event_count - COALESCE(old_event_count, 0) AS delta_event_count
+    FROM incoming
+), updated AS (
+    UPDATE usage_externaldailyaggregate a SET quantity = d.quantity, event_count = d.event_count
+    FROM diff d
+    WHERE a.ctid = d.stored_at AND (d.delta_quantity <> 0 OR d.delta_event_count <> 0)
+    RETURNING 1
+), inserted AS (
+    INSERT INTO usage_externaldailyaggregate (source, account_id, meter_id, day, quantity, event_count)
+    SELECT %(source)s, account_id, meter_id, day, quantity, event_count FROM diff WHERE is_new
+    RETURNING 1
 ), deltas AS (
     INSERT INTO usage_rollupdelta (account_id, meter_id, day, quantity, event_count)
-    SELECT account_id, meter_id, day, quantity, event_count FROM diff
-    WHERE is_new OR quantity <> 0 OR event_count <> 0
+    SELECT account_id, meter_id, day, delta_quantity, delta_event_count FROM diff
+    WHERE is_new OR delta_quantity <> 0 OR delta_event_count <> 0
     RETURNING 1
 )
-SELECT count(*) FILTER (WHERE is_new),
-       count(*) FILTER (WHERE NOT is_new AND (quantity <> 0 OR event_count <> 0)),
-       count(*) FILTER (WHERE NOT is_new AND quantity = 0 AND event_count = 0),
+SELECT (SELECT count(*) FROM inserted),
+       (SELECT count(*) FROM updated),
+       count(*) FILTER (WHERE NOT is_new AND delta_quantity = 0 AND delta_event_count = 0),
        (SELECT count(*) FROM deltas)
 FROM diff
-"""
-
-_UPSERT_SQL = """
-INSERT INTO usage_externaldailyaggregate AS a (source, account_id, meter_id, day, quantity, event_count)
-SELECT %(source)s, account_id, meter_id, day, quantity, event_count FROM {rows}
-ON CONFLICT (source, account_id, meter_id, day) DO UPDATE
-    SET quantity = EXCLUDED.quantity, event_count = EXCLUDED.event_count
-    WHERE (a.quantity, a.event_count) IS DISTINCT FROM (EXCLUDED.quantity, EXCLUDED.event_count)
 """
 
 
@@ -99,7 +111,7 @@ def apply_aggregates(*, source: str, rows: str) -> AggregateResult:
 
     ``rows`` (a temporary table or view the caller filled and validated) has account_id,
     meter_id, day, quantity numeric(28, 6) and event_count bigint, at most one row per key;
-    a first pull reads it once, later pulls twice (the diff, then the upsert). Runs in
+    each pull reads it once. Runs in
     the caller's transaction (all or nothing) and sends the fold on commit. The first pull
     of a source (nothing stored yet) skips the diff: every row is new. A duplicate key that
     slipped through fails the statement (the unique index), never half-applies.
@@ -113,9 +125,8 @@ def apply_aggregates(*, source: str, rows: str) -> AggregateResult:
             cursor.execute(_FIRST_PULL_SQL.format(rows=rows), {"source": source})
             result = AggregateResult(created=cursor.rowcount)
         else:
-            cursor.execute(_DIFF_SQL.format(rows=rows), {"source": source})
+            cursor.execute(_REPLACE_SQL.format(rows=rows), {"source": source})
             created, replaced, unchanged, _ = cursor.fetchone()
-            cursor.execute(_UPSERT_SQL.format(rows=rows), {"source": source})
             result = AggregateResult(created=created, replaced=replaced, unchanged=unchanged)
     if result.created or result.replaced:
         transaction.on_commit(enqueue_rollup_fold)
