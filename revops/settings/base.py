@@ -121,6 +121,41 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A streaming standby of DATABASE_URL: GET pages read from it unless it lags more than
+# REPLICA_MAX_LAG_S or this browser wrote something it has not replayed (revops/replica.py).
+REPLICA_MAX_LAG_S = env.float("REPLICA_MAX_LAG_S", default=30.0)
+if DATABASE_REPLICA_URL := env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {
+        **env.db_url_config(DATABASE_REPLICA_URL),
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+        "ATOMIC_REQUESTS": False,
+        "TEST": {"MIRROR": "default"},  # the suite's tests see one database
+    }
+    # A replica that is away costs a page two seconds at most before it falls back.
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
+    DATABASE_ROUTERS = ["revops.replica.ReplicaRouter"]
+    # Inside the session and user middleware, so the user is loaded under its routing.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "revops.replica.ReplicaMiddleware",
+    )
+
+# Behind PgBouncer in transaction pooling mode, consecutive transactions of one Django
+# connection may run on different server connections: nothing may live in the session.
+# Server-side cursors (.iterator()) are such state. Django already turns psycopg's
+# prepared statements off (prepare_threshold=None); SET TIME ZONE at connect is tracked
+# and replayed by PgBouncer. Celery workers must not use transaction pooling: the webhook
+# sender holds a session advisory lock per endpoint (webhooks.services.endpoint_deliver)
+# and exports stream tables with .iterator(); point theirs at PostgreSQL or a session pool.
+DATABASE_POOLING = env.str("DATABASE_POOLING", default="session")
+if DATABASE_POOLING not in {"session", "transaction"}:
+    raise ImproperlyConfigured("DATABASE_POOLING must be 'session' or 'transaction'.")
+if DATABASE_POOLING == "transaction":
+    for _database in DATABASES.values():
+        _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+        _database.setdefault("OPTIONS", {})["prepare_threshold"] = None
+
 # --- Redis: the cache, the Celery broker and its results ------------------------------
 # One code path everywhere: unset REDIS_URL means "the project-local embedded Redis" (see
 # revops/devservices.py), exactly as for the database; production must say where it is.

@@ -104,7 +104,10 @@ def system_status(request: HttpRequest) -> HttpResponse:
 
 
 def _health_components() -> dict[str, dict]:
-    return {"database": health.check_database(), "broker": health.check_broker(), "beat": health.check_beat()}
+    components = {"database": health.check_database(), "broker": health.check_broker(), "beat": health.check_beat()}
+    if (replica := health.check_replica()) is not None:
+        components["replica"] = replica
+    return components
 
 
 @login_not_required
