@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Min
 from django.db.models.functions import Mod
 from django.utils import timezone
@@ -33,6 +33,8 @@ HORIZON = 365
 DAILY_DAYS = 90  # points stored daily up to here, then as 7-day sums (see models)
 TOTAL_HORIZONS = (90, 180, 365)  # totals stored on each snapshot, with their intervals
 BATCH = 250
+# Writes of a batch tried before giving up (each retry follows a concurrent writer's commit).
+WRITE_ATTEMPTS = 3
 
 DAILY_REVENUE_SQL = """
     SELECT account_id, day, SUM(revenue)
@@ -188,12 +190,25 @@ def _prepare(forecast: engine.SeriesForecast, *, as_of: dt.date) -> _Prepared:
     return _Prepared(forecast.method, forecast.history_days, forecast.components, rows, horizon_totals(forecast))
 
 
-@transaction.atomic
 def _write(forecasts: dict[int, _Prepared], *, as_of: dt.date) -> int:
-    """Insert the snapshots not already there; returns how many were written."""
-    with connection.cursor() as cursor:
-        # Serialises writers of the same day, so the existence check below cannot race.
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('forecasting.snapshot'), %s)", [as_of.toordinal()])
+    """Insert the snapshots not already there; returns how many were written.
+
+    Shards write disjoint accounts at the same time, so nothing serializes them: the unique
+    (account, day) constraint is the guard. When another writer stored one of these
+    accounts between the look and the insert (a re-run overlapping a running shard), the
+    insert waits for it, fails, and the batch is written again without it.
+    """
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            return _write_new(forecasts, as_of=as_of)
+        except IntegrityError:
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _write_new(forecasts: dict[int, _Prepared], *, as_of: dt.date) -> int:
     existing = set(
         AccountForecast.objects.filter(as_of=as_of, account_id__in=list(forecasts)).values_list("account_id", flat=True)
     )

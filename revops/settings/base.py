@@ -261,6 +261,9 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 12)
 # Raw events are kept this many days (whole monthly partitions are dropped after it);
 # rollups are kept forever. The API refuses events older than this.
 USAGE_RAW_RETENTION_DAYS = env.int("USAGE_RAW_RETENTION_DAYS", default=35)
+# Shards the nightly forecasts fan out to: one per worker process across every worker host
+# (docs/scaling.md). Each is one task; more shards than processes only queue.
+FORECAST_SHARDS = env.int("FORECAST_SHARDS", default=2)
 # Seconds between a rollup change and the metrics refresh it triggers (changes in between share it).
 METRICS_REFRESH_DELAY_S = env.int("METRICS_REFRESH_DELAY_S", default=60)
 # Import jobs (usage/ingestion/jobs.py): the worker running a job beats this often; a

@@ -250,3 +250,51 @@ def test_two_forked_processes_store_what_one_process_does(company):
     run_forecasts(as_of=AS_OF)
     assert snapshot() == parallel
     assert dict(AccountForecast.objects.values_list("account__external_id", "next_365_upper")) == totals
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_that_meets_another_writers_snapshot_keeps_it_and_writes_the_rest(company):
+    """Shards write at once (no lock between them); the unique (account, day) is the guard.
+    A writer that finds an account stored meanwhile by another (still uncommitted when it
+    looked) waits, fails on the constraint, and writes its batch again without it."""
+    import threading
+
+    from forecasting import engine, services
+
+    ids = {name: account.pk for name, account in company.items()}
+    history = services.history_for(list(ids.values()), as_of=AS_OF)
+    prepared = {
+        pk: services._prepare(engine.forecast_account_series(values, horizon=services.HORIZON), as_of=AS_OF)
+        for pk, values in history.items()
+    }
+    first_holds = threading.Event()
+    release = threading.Event()
+    outcome = {}
+
+    def first_writer():
+        try:
+            with transaction.atomic():
+                outcome["first"] = services._write_new({ids["steady"]: prepared[ids["steady"]]}, as_of=AS_OF)
+                first_holds.set()  # stored, not yet committed
+                release.wait(10)
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    thread = threading.Thread(target=first_writer)
+    thread.start()
+    assert first_holds.wait(10)
+    # Looks before the first commits: sees nothing stored, inserts, waits on the first's row.
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    outcome["second"] = services._write(
+        {ids["steady"]: prepared[ids["steady"]], ids["growing"]: prepared[ids["growing"]]}, as_of=AS_OF
+    )
+    thread.join(10)
+    timer.cancel()
+
+    assert outcome == {"first": 1, "second": 1}
+    stored = sorted(AccountForecast.objects.filter(as_of=AS_OF).values_list("account__external_id", flat=True))
+    assert stored == ["growing", "steady"]
+    assert ForecastPoint.objects.filter(forecast__account__external_id="steady").count() == 130
