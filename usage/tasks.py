@@ -12,6 +12,7 @@ from usage.ingestion import rollups
 from usage.ingestion.jobs import JobStillRunning, import_job_run, import_jobs_stale
 from usage.ingestion.services import retention_apply
 from usage.signals.notifications import send_digests
+from usage.signals.selectors import meter_trends
 from usage.signals.services import refresh_metrics as refresh
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ def refresh_metrics(as_of: str | None = None) -> dict:
     """Metrics snapshot + alerts as of ``as_of`` (ISO date; default yesterday). Idempotent."""
     day = dt.date.fromisoformat(as_of) if as_of else yesterday()
     result = refresh(as_of=day)
+    # The leader's home shows the meters' 30-day trends as of this day: summed here, once,
+    # rather than by the first leader to open it.
+    meter_trends(as_of=day)
     return {
         "as_of": day.isoformat(),
         "accounts": result.accounts,

@@ -136,7 +136,9 @@ def forecast_page(request: HttpRequest) -> HttpResponse:
     }
     if as_of is not None:
         order = form.cleaned_data["order"] or "next_90"
-        rows = rollups.account_rows(scope.accounts, as_of=as_of, order=order, divisions=scope.divisions)
+        rows = rollups.account_rows(
+            scope.accounts, as_of=as_of, order=order, divisions=scope.divisions, scope_key=scope.cache_id
+        )
         page = Paginator(rows, PAGE_SIZE)
         base_query = f"{scope.query}&as_of={as_of.isoformat()}"
         context |= {

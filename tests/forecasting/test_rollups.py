@@ -202,3 +202,21 @@ def test_the_forecast_page_shows_labels_not_field_keys(world):
     assert " ets " not in text and "run_rate" not in text
     assert '<span class="tag" title="Exponential smoothing (damped trend, weekly seasonality)">Smoothing</span>' in body
     assert "SMB" in _account_row(body, "globex")
+
+
+def test_the_accounts_table_is_kept_until_the_hierarchy_changes(world, django_assert_max_num_queries):
+    from django.core.cache import cache
+
+    from accounts.models import Account
+
+    cache.clear()
+    leader = _client(world["leader"])
+    assert "$13,500" in _account_row(leader.get("/forecasts/").content.decode(), "acme")
+    with django_assert_max_num_queries(16):  # kept: no subtree sums again
+        assert "$13,500" in _account_row(leader.get("/forecasts/").content.decode(), "acme")
+    # The division leaves Acme: Acme's row is its own 9,000 at once, not a day later.
+    division = Account.objects.get(parent__external_id="acme")
+    division.parent = None
+    division.save()
+    row = _account_row(leader.get("/forecasts/").content.decode(), "acme")
+    assert "$9,000" in row and "division" not in row

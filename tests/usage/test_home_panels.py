@@ -4,6 +4,7 @@ item a link; revenue at risk counted once per account; expansion opportunities a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -162,3 +163,32 @@ def test_movers_compare_with_the_newest_snapshot_at_least_30_days_back(world, ma
     assert f"Biggest movers up since {since}" in html
     assert 'Globex</a> <strong class="up">+$36,000</strong>' in html  # 200,000 → 236,000 a year
     assert 'Acme</a> <strong class="down">−$10,000</strong>' in html  # 30,000 → 20,000
+
+
+def test_the_meters_panel_compares_30_days_with_the_30_before_and_follows_new_rollups(world, make_user):
+    from django.core.cache import cache
+
+    from tests.usage.test_panels import rollup
+    from usage.models import Meter
+
+    api = Meter.objects.create(key="api-calls", name="API calls", unit="call", feature="api")
+    tokens = Meter.objects.create(key="tokens", name="LLM tokens", unit="1K tokens", feature="llm")
+    acme, globex = world["acme"], world["globex"]
+    rollup(acme, api, AS_OF, "300")  # the 30 days to AS_OF …
+    rollup(globex, api, AS_OF - dt.timedelta(days=29), "100")
+    rollup(acme, api, AS_OF - dt.timedelta(days=30), "200")  # … and the 30 before
+    rollup(acme, api, AS_OF - dt.timedelta(days=60), "999")  # older: in neither
+    rollup(acme, tokens, AS_OF - dt.timedelta(days=45), "50")  # used before, not lately
+    cache.clear()
+    leader = client_for(make_user(Role.LEADER))
+
+    def rows() -> str:
+        return " ".join(re.sub(r"<[^>]+>", " ", text(leader.get("/home/meters/", **HTMX))).split())
+
+    html = rows()
+    assert "API calls api $400 +100.0% 2" in html
+    assert "LLM tokens llm $0 -100.0% 0" in html
+    # Kept until a rollup of those months changes: a new day shows at once.
+    rollup(globex, tokens, AS_OF, "25")
+    html = rows()
+    assert "LLM tokens llm $25 -50.0% 1" in html

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -22,7 +22,7 @@ from revops.home import require_panel
 from revops.models import Role, User
 from revops.params import whole_number
 from usage.access import alerts_visible_to
-from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, AlertSettings, DailyRollup, Meter
+from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, AlertSettings, Meter
 from usage.signals import home as panels
 from usage.signals import selectors
 
@@ -130,25 +130,13 @@ def home_meters(request: HttpRequest) -> HttpResponse:
     as_of = selectors.metrics_as_of()
     rows = []
     if as_of is not None:
-        recent = Q(day__gt=as_of - dt.timedelta(days=30), day__lte=as_of)
-        before = Q(day__gt=as_of - dt.timedelta(days=60), day__lte=as_of - dt.timedelta(days=30))
-        sums = (
-            DailyRollup.objects.filter(day__gt=as_of - dt.timedelta(days=60), day__lte=as_of)
-            .values("meter_id")
-            .annotate(
-                recent=Sum("revenue", filter=recent),
-                before=Sum("revenue", filter=before),
-                accounts=Count("account_id", filter=recent, distinct=True),
-            )
-        )
         meters = {m.pk: m for m in Meter.objects.all()}
-        for row in sums:
-            meter = meters.get(row["meter_id"])
+        for trend in selectors.meter_trends(as_of=as_of):
+            meter = meters.get(trend.meter_id)
             if meter is None:
                 continue
-            recent_sum, before_sum = row["recent"] or panels.ZERO, row["before"] or panels.ZERO
-            change = (recent_sum / before_sum - 1) if before_sum else None
-            rows.append({"meter": meter, "recent": recent_sum, "change": change, "accounts": row["accounts"]})
+            change = (trend.recent / trend.before - 1) if trend.before else None
+            rows.append({"meter": meter, "recent": trend.recent, "change": change, "accounts": trend.accounts})
         rows.sort(key=lambda r: (-r["recent"], r["meter"].key))
     return render(request, f"{TEMPLATE}#meters", {"rows": rows, "as_of": as_of})
 
