@@ -122,6 +122,20 @@ class KindGroup:
     rows: list[LineRow]
     total: Decimal
     payable: bool
+    # Lines a page shows at most (None: all). An AE with a big book has hundreds of lines a
+    # month; the page lists the first ones, every line with an inquiry, and links to the rest.
+    limit: int | None = None
+
+    @property
+    def shown(self) -> list[LineRow]:
+        if self.limit is None or len(self.rows) <= self.limit:
+            return self.rows
+        first = {id(row) for row in self.rows[: self.limit]}
+        return [row for row in self.rows if id(row) in first or row.inquiries]
+
+    @property
+    def hidden(self) -> int:
+        return len(self.rows) - len(self.shown)
 
 
 @dataclass

@@ -733,3 +733,23 @@ def test_the_running_month_shows_no_approve_button_and_says_when_it_can(people):
     page = text(client_for(people["fran"]).get(f"/comp/statements/{people['avery'].pk}/{running:%Y-%m}/"))
 
     assert "Approve statement" not in page and "is still running" in page
+
+
+def test_a_big_statement_lists_the_first_lines_of_a_kind_and_every_line_with_an_inquiry(people, acme, monkeypatch):
+    from comp.views import statements as statement_views
+
+    monkeypatch.setattr(statement_views, "STATEMENT_LINES_SHOWN", 3)
+    avery = people["avery"]
+    lines = [line(avery, MAR, LineKind.COMMISSION, f"{100 + i}.00", account=acme) for i in range(6)]
+    asked = services.inquiry_raise(line=lines[5], person=avery, body="Is the last deal in?").line
+    client = client_for(avery)
+
+    page = client.get(f"/comp/statements/{avery.pk}/2026-03/").content.decode()
+    listed = [pk for pk in (ln.pk for ln in lines) if f'id="line-{pk}"' in page]
+    assert listed == [lines[0].pk, lines[1].pk, lines[2].pk, asked.pk]
+    assert "4 of 6 lines listed" in page and "List all 6" in page
+    assert "$615.00" in html.unescape(page)  # the group's total counts all six: 100 + … + 105
+    everything = client.get(f"/comp/statements/{avery.pk}/2026-03/?lines=all").content.decode()
+    assert all(f'id="line-{ln.pk}"' in everything for ln in lines) and "lines listed" not in everything
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/comp/statements/{avery.pk}/2026-03.csv").content.decode())))
+    assert sorted(int(r["line_id"]) for r in rows if r["kind"] == "commission") == [ln.pk for ln in lines]
