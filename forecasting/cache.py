@@ -107,3 +107,28 @@ def period_rows(*, start: dt.date, end: dt.date, segment: str = "") -> list[real
         last=end,
         compute=lambda: realization.period_rows(start=start, end=end, segment=segment),
     )
+
+
+def snapshot_accuracy(*, scope_id: str, account_ids: Callable[[], list[int]], horizons: tuple[int, ...]):
+    """``accuracy.snapshot_accuracy`` of a scope for each horizon: scores every stored snapshot
+    against the rollups that arrived after it (0.8 s at 20,000 accounts). Kept until a
+    snapshot is stored, a rollup changes, the day turns (the scope's accounts come from
+    ownership today) or the accounts change; ``account_ids`` is only called when computing."""
+    from forecasting import accuracy
+    from forecasting.models import AccountForecast
+    from revops.clock import today_utc
+
+    through = accuracy.last_actual_day()
+    snapshots = AccountForecast.objects.count()
+
+    def compute():
+        ids = account_ids()
+        return [accuracy.snapshot_accuracy(horizon=h, account_ids=ids, through=through) for h in horizons]
+
+    return _kept(
+        "accuracy",
+        (scope_id, horizons, through, snapshots, today_utc()),
+        first=None,
+        last=through or today_utc(),
+        compute=compute,
+    )

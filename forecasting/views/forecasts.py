@@ -22,9 +22,9 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from forecasting import cache as planning_cache
 from forecasting import rollups
 from forecasting.accuracy import HORIZONS as ACCURACY_HORIZONS
-from forecasting.accuracy import snapshot_accuracy
 from forecasting.forecast_charts import fan_figure
 from forecasting.models import AccountForecast, ForecastMethod
 from forecasting.rollups import Divisions, ScopeKind
@@ -184,8 +184,11 @@ def _method_counts(totals: rollups.RolledTotals) -> list[tuple[int, str, str]]:
 def accuracy_partial(request: HttpRequest) -> HttpResponse:
     """Accuracy of the scope's snapshots so far, beside the naive baseline (loaded after the page)."""
     _, scope, _ = _scope(request)
-    account_ids = list(scope.accounts.values_list("pk", flat=True))
-    rows = [snapshot_accuracy(horizon=h, account_ids=account_ids) for h in ACCURACY_HORIZONS]
+    rows = planning_cache.snapshot_accuracy(
+        scope_id=scope.cache_id,
+        account_ids=lambda: list(scope.accounts.values_list("pk", flat=True)),
+        horizons=tuple(ACCURACY_HORIZONS),
+    )
     return render(request, "forecasting/forecast_accuracy.html", {"rows": rows, "scope": scope})
 
 

@@ -103,3 +103,34 @@ def test_fixed_revenue_is_the_contracted_schedule_known_on_the_day(make_account)
 
     # May 1–30: h1 accrues 365 × 12 / 365 = 12 a day → 360 forecast; h2 adds 24 a day × 20 days = 480.
     assert fixed_pairs([acct.pk], as_of=AS_OF, horizon=30) == [(Decimal(360), Decimal(840))]
+
+
+@pytest.mark.django_db
+def test_the_accuracy_panel_is_kept_until_late_usage_arrives(make_account, make_user, spend):
+    import re
+
+    from django.core.cache import cache
+    from django.test import Client
+
+    from revops.models import Role
+
+    acct = make_account("young")
+    spend(acct, AS_OF - dt.timedelta(days=29), [Decimal(40)] * 30)
+    run_forecasts(as_of=AS_OF)
+    spend(acct, AS_OF + dt.timedelta(days=1), [Decimal(50)] * 10)
+    cache.clear()
+    client = Client()
+    client.force_login(make_user(Role.LEADER))
+
+    def seven_days() -> str:
+        body = client.get("/forecasts/accuracy/?scope=company").content.decode()
+        row = re.search(r"<tr>\s*<td>7 days</td>(.*?)</tr>", body, re.S)
+        return " ".join(re.sub(r"<[^>]+>", " ", row.group(1)).split())
+
+    assert seven_days() == "1 20.0% 20.0% −20.0% −20.0%"  # 280 forecast vs 350 actual
+    assert seven_days() == "1 20.0% 20.0% −20.0% −20.0%"  # kept
+    # A late correction of the first day (+70): 280 vs 420 → WAPE 140/420 = 33.3 %.
+    from usage.models import DailyRollup
+
+    DailyRollup.objects.filter(account=acct, day=AS_OF + dt.timedelta(days=1)).update(revenue=Decimal(120))
+    assert seven_days() == "1 33.3% 33.3% −33.3% −33.3%"
