@@ -16,6 +16,7 @@ from django.db.models import (
     Count,
     DecimalField,
     Exists,
+    F,
     OuterRef,
     Prefetch,
     Q,
@@ -23,8 +24,9 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    Window,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, RowNumber
 
 from comp.models import (
     PAYABLE_KINDS,
@@ -119,23 +121,14 @@ class LineRow:
 class KindGroup:
     kind: str
     label: str
-    rows: list[LineRow]
-    total: Decimal
+    rows: list[LineRow]  # the lines listed: all of them, or the first ones and every one with an inquiry
+    total: Decimal  # of every line of the kind, listed or not
     payable: bool
-    # Lines a page shows at most (None: all). An AE with a big book has hundreds of lines a
-    # month; the page lists the first ones, every line with an inquiry, and links to the rest.
-    limit: int | None = None
-
-    @property
-    def shown(self) -> list[LineRow]:
-        if self.limit is None or len(self.rows) <= self.limit:
-            return self.rows
-        first = {id(row) for row in self.rows[: self.limit]}
-        return [row for row in self.rows if id(row) in first or row.inquiries]
+    line_count: int = 0  # every line of the kind
 
     @property
     def hidden(self) -> int:
-        return len(self.rows) - len(self.shown)
+        return self.line_count - len(self.rows)
 
 
 @dataclass
@@ -194,18 +187,31 @@ def statement_totals(*, person: User | int, period: dt.date) -> Totals:
     return Totals(**row)
 
 
-def statement_view(*, person: User, period: dt.date) -> StatementView:
-    """Everything the statement page, its CSV and the API show for ``person``'s month."""
+def statement_view(*, person: User, period: dt.date, limit: int | None = None) -> StatementView:
+    """Everything the statement page, its CSV and the API show for ``person``'s month.
+
+    ``limit``: list at most the first ``limit`` lines of each kind (by id) and every line with
+    an inquiry; group totals and counts still cover every line (an AE with a big book has
+    thousands of lines a month: the page lists some, the CSV and the API all).
+    """
     statement = Statement.objects.select_related("approved_by").filter(person=person, period=period).first()
     approved = statement is not None and statement.status == StatementStatus.APPROVED
-    lines = list(
-        LedgerLine.objects.filter(person=person, period=period)
-        .select_related("account")
-        .prefetch_related(
-            Prefetch("inquiries", queryset=Inquiry.objects.order_by("created_at", "id"), to_attr="inquiry_list")
-        )
-        .order_by("id")
+    month_lines = LedgerLine.objects.filter(person=person, period=period)
+    listed = month_lines.select_related("account").prefetch_related(
+        Prefetch("inquiries", queryset=Inquiry.objects.order_by("created_at", "id"), to_attr="inquiry_list")
     )
+    if limit is None:
+        lines = list(listed.order_by("id"))
+    else:
+        first = month_lines.annotate(place=Window(RowNumber(), partition_by=F("kind"), order_by=F("id").asc())).filter(
+            place__lte=limit
+        )
+        asked = month_lines.filter(Exists(Inquiry.objects.filter(line=OuterRef("pk"))))
+        ids = set(first.values_list("id", flat=True).union(asked.values_list("id", flat=True)))
+        lines = list(listed.filter(id__in=ids).order_by("id"))
+    per_kind = {
+        row["kind"]: row for row in month_lines.order_by().values("kind").annotate(n=Count("id"), total=Sum("amount"))
+    }
     live = statement_totals(person=person, period=period)
     totals = Totals.from_json(statement.approved_totals) if approved and statement.approved_totals else live
     attainments = list(
@@ -225,12 +231,13 @@ def statement_view(*, person: User, period: dt.date) -> StatementView:
         KindGroup(
             kind=kind,
             label=labels[kind],
-            rows=by_kind[kind],
-            total=sum((r.line.amount for r in by_kind[kind]), ZERO),
+            rows=by_kind.get(kind, []),
+            total=per_kind[kind]["total"],
             payable=kind in PAYABLE_KINDS,
+            line_count=per_kind[kind]["n"],
         )
         for kind in KIND_ORDER
-        if kind in by_kind
+        if kind in per_kind
     ]
     return StatementView(
         person=person,
@@ -240,7 +247,8 @@ def statement_view(*, person: User, period: dt.date) -> StatementView:
         totals=totals,
         live_totals=live,
         attainments=attainments,
-        line_count=len(lines),
+        line_count=sum(row["n"] for row in per_kind.values()),
+        # Every line with an inquiry is listed, so their count is complete.
         open_inquiries=sum(1 for r in rows_by_id.values() for i in r.inquiries if i.status == Inquiry.Status.OPEN),
         rows_by_id=rows_by_id,
     )

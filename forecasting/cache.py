@@ -127,7 +127,7 @@ def snapshot_accuracy(*, scope_id: str, account_ids: Callable[[], list[int]], ho
 
     return _kept(
         "accuracy",
-        (scope_id, horizons, through, snapshots, today_utc()),
+        (scope_id, "-".join(map(str, horizons)), through, snapshots, today_utc()),
         first=None,
         last=through or today_utc(),
         compute=compute,

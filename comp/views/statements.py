@@ -108,14 +108,12 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 # Lines of a kind a statement page lists before "show all" (the CSV always has every line).
-STATEMENT_LINES_SHOWN = 100
+STATEMENT_LINES_SHOWN = 50
 
 
 def _statement_context(request: HttpRequest, person: User, period: dt.date) -> dict:
-    view = selectors.statement_view(person=person, period=period)
     limit = None if request.GET.get("lines") == "all" else STATEMENT_LINES_SHOWN
-    for group in view.groups:
-        group.limit = limit
+    view = selectors.statement_view(person=person, period=period, limit=limit)
     return {
         "s": view,
         "person": person,

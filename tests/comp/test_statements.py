@@ -579,8 +579,10 @@ def test_statement_page_query_count_does_not_grow_with_lines(people, acme):
 
     assert small == large
     # session, user, MFA check (finance), the person in scope, then the statement itself:
-    # approval, lines with accounts, their inquiries, the totals aggregate, attainment.
-    assert large == 9
+    # approval, the ids of the lines listed (the first of each kind and those with an
+    # inquiry), those lines with accounts, their inquiries, counts and totals per kind, the
+    # totals aggregate, attainment.
+    assert large == 11
 
 
 # --- Property: the statement adds up -------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -91,11 +91,19 @@ def home_opportunities(request: HttpRequest) -> HttpResponse:
     require_panel(request, "opportunities")
     as_of = selectors.metrics_as_of()
     rows = panels.opportunities(visible=_opportunity_scope(request, as_of), as_of=as_of) if as_of else None
+    # The count and the total excess in one pass over the company's metrics (not two).
+    summary = (
+        rows.order_by().aggregate(
+            count=Count("pk"),
+            excess=Sum(F("run_rate") - F("committed_arr"), filter=Q(run_rate__gt=F("committed_arr"))),
+        )
+        if rows is not None
+        else {"count": 0, "excess": None}
+    )
     context = {
         "rows": list(rows[: panels.SHOWN]) if rows is not None else [],
-        "count": rows.count() if rows is not None else 0,
-        "excess": (rows.filter(excess__gt=0).aggregate(total=Sum("excess"))["total"] if rows is not None else None)
-        or panels.ZERO,
+        "count": summary["count"],
+        "excess": summary["excess"] or panels.ZERO,
         "as_of": as_of,
     }
     return render(request, f"{TEMPLATE}#opportunities", context)
