@@ -390,8 +390,12 @@ def time_page(
     user,
     paths: list[tuple[str, str | None]],
     warmup: int,
-) -> None:
-    """Each path in turn (with the panels it loads); ``paths`` holds (path, external id or None)."""
+) -> dict[str, Samples]:
+    """Each path in turn (with the panels it loads); ``paths`` holds (path, external id or None).
+
+    Returns the samples by figure: the page's (``figure``), then each panel's
+    (``"<figure>, panel <label>"``), as reported.
+    """
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -435,8 +439,11 @@ def time_page(
     report(page, summary, PAGE_BUDGET_MS, figure)
     if not panel_order:
         common.note("  no htmx panels loaded on load/revealed/intersect in its HTML")
+    by_figure = {figure: page}
     for label in panel_order:
         report(panel_samples[label], summary, PAGE_BUDGET_MS, f"{figure}, panel {label}")
+        by_figure[f"{figure}, panel {label}"] = panel_samples[label]
+    return by_figure
 
 
 def time_pages(args: argparse.Namespace, summary: common.Summary, external_ids: list[str], failures: list) -> None:
