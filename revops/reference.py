@@ -29,6 +29,7 @@ DOCUMENTS = {
     "exports": ("exports.md", "Exports for BI reference"),
     "webhooks": ("webhooks.md", "Webhooks out reference"),
     "sso": ("sso.md", "Single sign-on and SCIM reference"),
+    "scaling": ("scaling.md", "Scaling: what one machine holds, what to add"),
 }
 ANCHOR = re.compile(r'<a id="([a-z0-9_-]+)"></a>')
 # Links between the documents ("plans.md#ramp", "docs/imports.md") become links to their pages,
