@@ -396,3 +396,11 @@ def install_exit_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, _exit)
+
+
+def allow_test_client_host() -> None:
+    """Add ``testserver`` (``django.test.Client``'s host) to ``ALLOWED_HOSTS`` before Django loads."""
+    import os
+
+    hosts = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+    os.environ["ALLOWED_HOSTS"] = ",".join(dict.fromkeys([*hosts, "testserver"]))

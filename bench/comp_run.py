@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import os
 import random
 import sys
 import time
@@ -612,8 +611,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     common.install_exit_on_sigterm()
-    hosts = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
-    os.environ["ALLOWED_HOSTS"] = ",".join(dict.fromkeys([*hosts, "testserver"]))
+    common.allow_test_client_host()
     summary = common.Summary(NAME)
 
     _url, generated = metrics_data.prepare_database(args, suffix=DATABASE_SUFFIX)

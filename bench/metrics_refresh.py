@@ -37,7 +37,6 @@ import argparse
 import datetime as dt
 import html
 import math
-import os
 import random
 import re
 import sys
@@ -525,8 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     common.install_exit_on_sigterm()
     # Requests go through django.test.Client, whose host is "testserver".
-    hosts = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
-    os.environ["ALLOWED_HOSTS"] = ",".join(dict.fromkeys([*hosts, "testserver"]))
+    common.allow_test_client_host()
     summary = common.Summary(NAME)
 
     _url, generated = metrics_data.prepare_database(args)

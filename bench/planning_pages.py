@@ -155,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary-json", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     common.install_exit_on_sigterm()
-    hosts = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
-    os.environ["ALLOWED_HOSTS"] = ",".join(dict.fromkeys([*hosts, "testserver"]))
+    common.allow_test_client_host()
     os.environ.setdefault("REDIS_URL", common.DEFAULT_REDIS_URL)
     summary = common.Summary(NAME)
     _url, generated = metrics_data.prepare_database(args)

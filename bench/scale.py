@@ -465,8 +465,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     common.install_exit_on_sigterm()
-    hosts = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
-    os.environ["ALLOWED_HOSTS"] = ",".join(dict.fromkeys([*hosts, "testserver"]))
+    common.allow_test_client_host()
     os.environ.setdefault("REDIS_URL", REDIS_URL)
     if args.one is not None:
         return one_size(args)

@@ -19,9 +19,17 @@ import pytest
 
 from bench import netns
 from bench.multihost import Config, run_scenario
+from tests.conftest import require
 
 NO_NAMESPACES = netns.unavailable()
-needs_namespaces = pytest.mark.skipif(NO_NAMESPACES is not None, reason=NO_NAMESPACES or "")
+
+
+@pytest.fixture
+def namespaces():
+    """Network namespaces need CAP_NET_ADMIN: like Chromium, skipped locally without it and
+    required in CI (.ci/run runs as root and installs iproute2)."""
+    require(NO_NAMESPACES is None, f"Network namespaces ({NO_NAMESPACES})", install="Run the suite as root.")
+
 
 # bench.metrics_data's company at 300 accounts, 6 months to 2026-11-20, 38 people, seed 7,
 # with bench.comp_run's plans: what refresh, the 2026-10 comp run and the forecasts write.
@@ -58,7 +66,7 @@ def _connect_from(host: netns.Host, address: str) -> int:
     return int(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
 
-@needs_namespaces
+@pytest.mark.usefixtures("namespaces")
 def test_a_host_reaches_only_its_gateway_and_is_removed_when_the_block_fails():
     seen: dict[str, object] = {}
 
@@ -81,7 +89,7 @@ def test_a_host_reaches_only_its_gateway_and_is_removed_when_the_block_fails():
     assert not any(h.outer_link in _links() for h in hosts)
 
 
-@needs_namespaces
+@pytest.mark.usefixtures("namespaces")
 def test_namespaces_and_servers_left_by_a_dead_run_are_removed(tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -106,7 +114,7 @@ def test_namespaces_and_servers_left_by_a_dead_run_are_removed(tmp_path):
         orphan.stop()
 
 
-@needs_namespaces
+@pytest.mark.usefixtures("namespaces")
 @pytest.mark.slow
 @pytest.mark.worker
 def test_refresh_comp_and_forecasts_on_three_worker_hosts_write_the_rows_one_host_writes(tmp_path):
