@@ -6,10 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
 
 from revops.params import whole_number
-from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertState, MetricsRefresh
+from usage.ingestion.changes import rollups_version
+from usage.models import ACTIVE_ALERT_STATES, AccountMetrics, Alert, AlertState, DailyRollup, MetricsRefresh
 from usage.signals.alerts import RISK_KINDS
 
 
@@ -278,11 +280,6 @@ def meter_trends(*, as_of: dt.date) -> list[MeterTrend]:
     accounts used it. It sums every rollup of 60 days (7 M rows at 20,000 accounts, ~4 s),
     so the result is kept until a rollup of those months changes (the refresh computes it
     once a night, after the snapshots)."""
-    from django.core.cache import cache
-
-    from usage.ingestion.changes import rollups_version
-    from usage.models import DailyRollup
-
     first = as_of - dt.timedelta(days=59)
     key = f"usage:meter-trends:v1:{as_of.isoformat()}:{rollups_version(first=first, last=as_of)}"
     found = cache.get(key)
